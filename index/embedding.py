@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 
+from index.errors import ModelError
 from index.settings import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -33,11 +35,23 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded from a local path or a model name."""
 
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights are local; never call a hub
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()
         self.name = model
-        self._model = SentenceTransformer(resolve_model_path(model), device="cpu")
-        self.dimension = int(self._model.get_sentence_embedding_dimension() or 0)
+        try:
+            self._model = SentenceTransformer(resolve_model_path(model), device="cpu")
+        except Exception as error:
+            raise ModelError(
+                f"cannot load embedding model {model!r} ({error}); set EMBEDDING_MODEL to a "
+                "local sentence-transformers folder or leave it unset for the bundled model"
+            ) from None
+        dimension = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
+        self.dimension = int(dimension() or 0)
         self._batch_size = batch_size
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

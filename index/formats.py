@@ -201,7 +201,7 @@ def _headline_from(body: str) -> str:
     """A headline for text that has none: its first sentence, shortened."""
     first = body.split("\n\n", 1)[0]
     sentence = re.split(r"(?<=[.!?])\s", first, maxsplit=1)[0]
-    return sentence if len(sentence) <= 120 else sentence[:117].rsplit(" ", 1)[0] + "..."
+    return sentence if len(sentence) <= 100 else sentence[:99].rsplit(" ", 1)[0] + "\u2026"
 
 
 def _parse_date(value: Any) -> date | None:

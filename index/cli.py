@@ -1,0 +1,159 @@
+"""``python -m index``: ingest, ask, stats, reindex, remove, eval, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date
+
+from index.settings import IndexSettings, describe_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m index",
+        description="Index news articles and answer questions with quoted passages.",
+        epilog="Settings (environment variables or a .env file):\n"
+        + describe_settings(IndexSettings),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser("ingest", help="add files, folders (recursive) or article URLs")
+    ingest.add_argument("sources", nargs="+", metavar="PATH_OR_URL")
+
+    ask = commands.add_parser("ask", help="answer a question with the best passages")
+    ask.add_argument("question")
+    ask.add_argument("-k", type=int, default=3, help="number of hits (default 3)")
+    ask.add_argument("--json", action="store_true", help="print a JSON list of hits")
+    ask.add_argument("--outlet", action="append", default=[], help="only this outlet (repeatable)")
+    ask.add_argument("--since", type=date.fromisoformat, help="published on or after YYYY-MM-DD")
+    ask.add_argument("--until", type=date.fromisoformat, help="published on or before YYYY-MM-DD")
+    ask.add_argument("--recent", action="store_true", help="prefer recent articles")
+
+    commands.add_parser("stats", help="what the index holds")
+    commands.add_parser("reindex", help="re-embed every passage and rebuild the vector index")
+    remove = commands.add_parser("remove", help="remove an article by id or URL")
+    remove.add_argument("article", metavar="ARTICLE_ID_OR_URL")
+
+    evaluate = commands.add_parser("eval", help="retrieval quality on a SQuAD-format file")
+    evaluate.add_argument("--squad", required=True, metavar="FILE")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.add_argument("--refusal", action="store_true",
+                          help="SQuAD 2.0: also measure wrong refusals and wrong answers")
+
+    bench = commands.add_parser("bench", help="ingestion throughput and query latency")
+    bench.add_argument("--corpus", default="../shared/corpus/bbc-news-2005")
+    bench.add_argument("--sizes", default="10000,100000", help="passage counts to measure")
+    bench.add_argument("--queries", type=int, default=300)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = IndexSettings()
+    except Exception as error:  # pydantic's ValidationError names the setting
+        print(f"error: invalid setting: {error}", file=sys.stderr)
+        return 2
+    if args.command == "eval":
+        from index.evaluate import run_eval
+
+        return run_eval(args.squad, settings, as_json=args.json, limit=args.limit,
+                        refusal=args.refusal)
+    if args.command == "bench":
+        from index.bench import run_bench
+
+        return run_bench(args.corpus, settings, [int(s) for s in args.sizes.split(",")],
+                         args.queries)
+    from index.core import IndexCore
+
+    core = IndexCore.open(settings)
+    try:
+        return _COMMANDS[args.command](core, args)
+    finally:
+        core.close()
+
+
+def _ingest(core, args) -> int:  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    with tqdm(total=0, unit="file", desc="ingesting", file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        report = core.ingest(args.sources, progress=progress)
+    for name, reason in report.failed:
+        print(f"failed: {name}: {reason}", file=sys.stderr)
+    print(f"{report.summary()} ({report.passages} passages indexed)")
+    return 1 if report.failed and not (report.added or report.updated or report.unchanged) else 0
+
+
+def _ask(core, args) -> int:  # type: ignore[no-untyped-def]
+    from index.models import SearchFilters
+
+    filters = SearchFilters(outlets=tuple(args.outlet), since=args.since, until=args.until,
+                            prefer_recent=args.recent)
+    result = core.search(args.question, k=max(args.k, 1), filters=filters)
+    if args.json:
+        print(json.dumps([hit.to_json() for hit in result.hits], ensure_ascii=False, indent=2))
+        return 0
+    if not result.hits:
+        print("Nothing relevant found. Try other words, or fewer filters.")
+        return 0
+    for number, hit in enumerate(result.hits, start=1):
+        source = ", ".join(
+            str(part) for part in (hit.outlet, hit.published, hit.author) if part)
+        print(f"{number}. {hit.title}" + (f" ({source})" if source else ""))
+        if hit.url:
+            print(f"   {hit.url}")
+        print(f"   \u201c{hit.quote}\u201d  [score {hit.score:.3f}]\n")
+    return 0
+
+
+def _stats(core, args) -> int:  # type: ignore[no-untyped-def]
+    stats = core.stats()
+    last = f"{stats.last_ingest:%Y-%m-%d %H:%M} UTC" if stats.last_ingest else "never"
+    print(f"articles     {stats.articles}\n"
+          f"passages     {stats.passages}\n"
+          f"outlets      {stats.outlets}\n"
+          f"vectors      {stats.vectors}\n"
+          f"model        {stats.model} ({stats.dimension} dimensions)\n"
+          f"index file   {stats.index_bytes / 1e6:.1f} MB, built {stats.built_at:%Y-%m-%d %H:%M}\n"
+          f"last ingest  {last}")
+    return 0
+
+
+def _reindex(core, args) -> int:  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    with tqdm(total=0, unit="passage", desc="re-embedding", file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        report = core.reindex(progress)
+    print(f"reindexed {report.articles} articles, {report.passages} passages "
+          f"in {report.seconds:.1f} s")
+    return 0
+
+
+def _remove(core, args) -> int:  # type: ignore[no-untyped-def]
+    info = core.remove(args.article)
+    if info is None:
+        print(f"no article matches {args.article!r}", file=sys.stderr)
+        return 1
+    print(f"removed {info.title!r} ({info.passages} passages)")
+    return 0
+
+
+_COMMANDS = {"ingest": _ingest, "ask": _ask, "stats": _stats, "reindex": _reindex,
+             "remove": _remove}

@@ -1,0 +1,32 @@
+"""Shared fixtures: an index on a temporary folder with the fast fake embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from index import IndexCore, IndexSettings
+from tests.fakes import HashEmbedder
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> IndexSettings:
+    return IndexSettings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def core(settings: IndexSettings) -> Iterator[IndexCore]:
+    core = IndexCore.open(settings, HashEmbedder())
+    core.min_relevance = 0.2  # the fake embedder's scores run lower than the real model's
+    yield core
+    core.close()
+
+
+@pytest.fixture(scope="session")
+def real_embedder():  # type: ignore[no-untyped-def]
+    """The real all-MiniLM-L6-v2, loaded once per test session."""
+    from index.embedding import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
