@@ -1,0 +1,89 @@
+"""Search: ranking, diversity, filters, quotes, refusal."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from index import IndexCore, SearchFilters
+from tests.factories import article
+
+
+def _three_topics(core: IndexCore) -> None:
+    core.add_articles([
+        article("volcano", outlet="Daily Test", published=date(2024, 1, 10)),
+        article("football", outlet="Sports Wire", published=date(2024, 3, 5)),
+        article("bank", outlet="Money Times", published=date(2024, 6, 1)),
+    ])
+
+
+def test_best_passage_comes_first_with_source_and_quote(core: IndexCore) -> None:
+    _three_topics(core)
+    [top, *_] = core.search("Did the goalkeeper save penalties in the shootout?").hits
+    assert top.title == "Cup final won on penalties"
+    assert (top.outlet, top.author, top.published) == ("Sports Wire", "A. Writer",
+                                                      date(2024, 3, 5))
+    assert "goalkeeper saved two penalties" in top.quote
+    start, end = top.quote_span
+    assert top.passage[start:end] == top.quote
+
+
+def test_quote_is_one_to_three_whole_sentences(core: IndexCore) -> None:
+    sentences = [f"Sentence number {i} talks about topic {i}." for i in range(12)]
+    core.add_articles([article("volcano", text=" ".join(sentences))])
+    hit = core.search("topic 7").hits[0]
+    assert "topic 7." in hit.quote
+    assert 1 <= hit.quote.count("Sentence number") <= 3
+    assert hit.quote.startswith("Sentence") and hit.quote.endswith(".")
+
+
+def test_one_article_contributes_at_most_two_passages(core: IndexCore) -> None:
+    text = "\n\n".join(f"The volcano erupted again, episode {i}. Ash fell on the village."
+                       * 8 for i in range(6))
+    core.add_articles([article("volcano", text=text), article("bank")])
+    hits = core.search("volcano erupted ash village", k=5).hits
+    assert sum(hit.title.startswith("Volcano") for hit in hits) == 2
+
+
+def test_outlet_and_date_filters(core: IndexCore) -> None:
+    _three_topics(core)
+    question = "news about the village, the cup and interest rates"
+    only_money = core.search(question, k=5, filters=SearchFilters(outlets=("money times",)))
+    assert {hit.outlet for hit in only_money.hits} == {"Money Times"}
+    spring = core.search(question, k=5, filters=SearchFilters(
+        since=date(2024, 2, 1), until=date(2024, 4, 1)))
+    assert {hit.published for hit in spring.hits} == {date(2024, 3, 5)}
+    nothing = core.search(question, filters=SearchFilters(outlets=("Nobody",)))
+    assert nothing.refused and nothing.hits == []
+
+
+def test_recent_articles_rank_higher_when_the_question_asks_for_news(core: IndexCore) -> None:
+    core.add_articles([
+        article("bank", published=date(2020, 1, 1), url="https://x.example/old"),
+        article("bank", published=date.today(), url="https://x.example/new"),
+    ])
+    plain = core.search("central bank interest rates", k=2).hits
+    assert {hit.url for hit in plain} == {"https://x.example/old", "https://x.example/new"}
+    latest = core.search("latest news on central bank interest rates", k=2).hits
+    assert latest[0].url == "https://x.example/new"
+    assert latest[0].score > latest[1].score
+
+
+def test_paging_continues_where_the_first_page_ended(core: IndexCore) -> None:
+    _three_topics(core)
+    first = core.search("volcano cup bank village", k=2)
+    second = core.search("volcano cup bank village", k=2, offset=2)
+    assert first.has_more
+    assert not {h.passage_id for h in first.hits} & {h.passage_id for h in second.hits}
+
+
+def test_unrelated_question_is_refused(core: IndexCore) -> None:
+    _three_topics(core)
+    result = core.search("quantum chromodynamics lattice gauge symmetry")
+    assert result.refused and result.hits == []
+
+
+def test_empty_index_and_empty_question_answer_cleanly(core: IndexCore) -> None:
+    assert core.search("anything at all").refused
+    _three_topics(core)
+    assert core.search("   ").refused
+    assert core.search("???").refused  # no words, nothing relevant
