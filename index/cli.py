@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--corpus", default="../shared/corpus/bbc-news-2005")
     bench.add_argument("--sizes", default="10000,100000", help="passage counts to measure")
     bench.add_argument("--queries", type=int, default=300)
+    bench.add_argument("--articles", type=int, default=400,
+                       help="articles ingested for the throughput figure")
     return parser
 
 
@@ -70,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from index.bench import run_bench
 
         return run_bench(args.corpus, settings, [int(s) for s in args.sizes.split(",")],
-                         args.queries)
+                         args.queries, args.articles)
     from index.core import IndexCore
 
     core = IndexCore.open(settings)
