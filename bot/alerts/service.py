@@ -1,0 +1,211 @@
+"""The integration point of feeds, subscriptions and alerts.
+
+alerts = AlertsService(AlertSettings(), index, admin_ids=settings.admin_ids)
+dp["alerts"] = alerts
+dp.include_routers(*create_routers())      # before the router that answers any text
+await alerts.start(bot)                      # poller, sender, digest scheduler
+...
+await alerts.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+from aiogram import Bot, Router
+
+from bot.alerts.sender import OutboxSender
+from bot.alerts.settings import AlertSettings
+from bot.feeds.fetch import Fetcher
+from bot.feeds.poller import FeedPoller, PollReport
+from bot.storage import ChatPrefs, FeedRow, Storage, Subscription
+from index import ArticleIndex
+
+__all__ = ["AlertsService", "SubscribeResult", "create_routers"]
+
+log = logging.getLogger(__name__)
+DIGEST_CHECK_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeResult:
+    subscription: Subscription
+    created: bool
+    known_outlet: bool  # False: no article from that outlet yet (a typo?)
+
+
+class AlertsService:
+    """Feeds, subscriptions and the alert outbox, over the bot's own database."""
+
+    def __init__(
+        self,
+        settings: AlertSettings,
+        index: ArticleIndex,
+        *,
+        admin_ids: Collection[int] = (),
+        storage: Storage | None = None,
+    ) -> None:
+        self.settings = settings
+        self.index = index
+        self.admin_ids = frozenset(admin_ids)
+        self.storage = storage or Storage(settings.data_dir / "bot.sqlite3")
+        self.fetcher = Fetcher(settings.feed_timeout, settings.feed_max_bytes)
+        self.poller = FeedPoller(
+            self.storage,
+            index,
+            self.fetcher,
+            settings,
+            on_alerts=self._wake_sender,
+            notify_admins=self.notify_admins,
+        )
+        self.sender: OutboxSender | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._digest_wake = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, bot: Bot, *, poll_feeds: bool = True) -> None:
+        """Seed the ``FEEDS`` presets and start the background tasks."""
+        for url in self.settings.feeds:
+            await asyncio.to_thread(self.storage.add_feed, url, preset=True)
+        self.sender = OutboxSender(
+            self.storage,
+            bot,
+            rate=self.settings.alert_rate,
+            chat_interval=self.settings.alert_chat_interval,
+            concurrency=self.settings.alert_concurrency,
+            max_attempts=self.settings.alert_max_attempts,
+        )
+        self._tasks = [
+            asyncio.create_task(self.sender.run(), name="alerts-sender"),
+            asyncio.create_task(self._digests(), name="alerts-digests"),
+        ]
+        if poll_feeds:
+            self._tasks.append(asyncio.create_task(self.poller.run(), name="feeds-poller"))
+
+    async def stop(self) -> None:
+        """Stop polling, let alerts in flight finish, close the database."""
+        self.poller.stop()
+        if self.sender is not None:
+            await self.sender.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.fetcher.close()
+        await asyncio.to_thread(self.storage.close)
+
+    def _wake_sender(self) -> None:
+        if self.sender is not None:
+            self.sender.wake()
+
+    async def _digests(self) -> None:
+        while True:
+            try:
+                await self.roll_digests()
+            except Exception:
+                log.exception("Digest scheduling failed; trying again shortly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._digest_wake.wait(), DIGEST_CHECK_SECONDS)
+            self._digest_wake.clear()
+
+    async def roll_digests(self) -> int:
+        """Turn held alerts whose digest hour has come into digest messages."""
+        created = await asyncio.to_thread(
+            self.storage.roll_digests, self.storage.clock(), self.settings.alert_digest_items
+        )
+        if created:
+            self._wake_sender()
+        return created
+
+    # -- feeds ----------------------------------------------------------------------------
+
+    async def feeds(self) -> list[FeedRow]:
+        return await asyncio.to_thread(self.storage.feeds)
+
+    async def add_feed(self, url: str) -> tuple[FeedRow, bool, PollReport]:
+        """Add (or resume) a feed and poll it at once; the poll says whether it works."""
+        feed, created = await asyncio.to_thread(self.storage.add_feed, url)
+        report = await self.poller.poll(feed)
+        refreshed = await asyncio.to_thread(self.storage.feed, feed.id)
+        self.poller.wake()
+        return refreshed or feed, created, report
+
+    async def remove_feed(self, url: str) -> bool:
+        return await asyncio.to_thread(self.storage.remove_feed, url)
+
+    async def poll_now(self) -> list[PollReport]:
+        """Poll every feed that is due (tests and admins)."""
+        return await self.poller.poll_due()
+
+    async def notify_admins(self, text: str) -> None:
+        for admin_id in sorted(self.admin_ids):
+            await asyncio.to_thread(self.storage.enqueue_notice, admin_id, text)
+        self._wake_sender()
+
+    # -- chats and subscriptions ----------------------------------------------------------
+
+    async def ensure_chat(self, chat_id: int, type_: str, title: str | None) -> None:
+        await asyncio.to_thread(self.storage.ensure_chat, chat_id, type_, title)
+
+    async def subscribe(
+        self, chat_id: int, thread_id: int, topic: str, outlet: str, user_id: int | None
+    ) -> SubscribeResult:
+        """Subscribe a chat (thread) to a topic, an outlet, both, or everything."""
+        vector = None
+        if topic:
+            encode = self.index.core.embedder.encode
+            vector = (await asyncio.to_thread(encode, [topic]))[0].astype(np.float32)
+        known = True
+        if outlet:
+            sources = await self.index.sources()
+            names = {name.casefold(): name for name, _ in sources}
+            known = outlet.casefold() in names
+            outlet = names.get(outlet.casefold(), outlet)
+        sub, created = await asyncio.to_thread(
+            self.storage.subscribe, chat_id, thread_id, topic, outlet, vector, user_id
+        )
+        return SubscribeResult(sub, created, known)
+
+    async def subscriptions(self, chat_id: int) -> list[Subscription]:
+        return await asyncio.to_thread(self.storage.subscriptions, chat_id)
+
+    async def unsubscribe(self, chat_id: int, sub_id: int | None = None) -> int:
+        return await asyncio.to_thread(self.storage.unsubscribe, chat_id, sub_id)
+
+    async def mute(self, chat_id: int, sub_id: int) -> Subscription | None:
+        return await asyncio.to_thread(self.storage.mute, chat_id, sub_id)
+
+    async def prefs(self, chat_id: int) -> ChatPrefs:
+        return await asyncio.to_thread(self.storage.chat, chat_id) or ChatPrefs(chat_id)
+
+    async def set_prefs(self, chat_id: int, **changes: object) -> ChatPrefs:
+        return await asyncio.to_thread(lambda: self.storage.set_prefs(chat_id, **changes))
+
+    async def count_subscribers(self) -> int:
+        """Chats subscribed to something (for /stats)."""
+        return await asyncio.to_thread(self.storage.subscriber_count)
+
+    async def chat_blocked(self, chat_id: int) -> None:
+        """Another feature got a 403 for this chat: stop alerting it."""
+        await asyncio.to_thread(self.storage.deactivate_chat, chat_id, "blocked", "403 elsewhere")
+
+    async def ask_prompt(self, chat_id: int, message_id: int) -> str | None:
+        return await asyncio.to_thread(self.storage.ask_prompt, chat_id, message_id)
+
+    async def add_ask_prompt(self, chat_id: int, message_id: int, article_id: str) -> None:
+        await asyncio.to_thread(self.storage.add_ask_prompt, chat_id, message_id, article_id)
+
+
+def create_routers() -> list[Router]:
+    """The routers of this feature, in the order to include them."""
+    from bot.handlers import feeds, subscriptions
+
+    return [feeds.create_router(), subscriptions.create_router()]

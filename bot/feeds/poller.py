@@ -1,0 +1,343 @@
+"""Polling feeds inside the bot: schedule, fetch, turn entries into articles, index them,
+and queue alerts for the subscriptions they match.
+
+Each feed keeps its own schedule: the configured interval, raised when the feed's ``<ttl>``
+or ``Cache-Control: max-age`` asks for more; conditional GETs (ETag, Last-Modified) make
+unchanged feeds cheap; errors back off exponentially and, after ``feed_max_failures`` in a
+row, pause the feed and tell the admins why. The first successful poll of a feed indexes
+its backlog without alerting anyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from bot.alerts.matching import article_passages, match_subscriptions
+from bot.alerts.rendering import alert_payload
+from bot.alerts.settings import AlertSettings
+from bot.feeds.dedupe import content_hash, minhash, most_similar
+from bot.feeds.errors import FeedError
+from bot.feeds.fetch import Fetcher
+from bot.feeds.parse import FeedEntry, parse_feed, published_date
+from bot.storage import Delivery, FeedRow, Storage, Story
+from index import Article, ArticleIndex, InputError
+from index.formats import make_article, parse
+
+__all__ = ["FeedPoller", "PollReport"]
+
+log = logging.getLogger(__name__)
+DUPLICATE_WINDOW = 7 * 86400  # compare new stories with those of the last week
+PAGE_FETCHES = 4  # teaser pages fetched at once per feed
+
+
+@dataclass
+class PollReport:
+    """What one poll of one feed did."""
+
+    url: str
+    status: str  # "new", "not modified", "error", "paused"
+    entries: int = 0
+    added: list[str] = field(default_factory=list)  # titles of new articles indexed
+    duplicates: list[str] = field(default_factory=list)
+    alerts: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    entry: FeedEntry
+    article: Article
+    story: Story
+    fresh: bool
+
+
+class FeedPoller:
+    """Polls due feeds; ``run()`` loops, ``poll_due()`` / ``poll(feed)`` poll once."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        index: ArticleIndex,
+        fetcher: Fetcher,
+        settings: AlertSettings,
+        *,
+        on_alerts: Callable[[], None] = lambda: None,
+        notify_admins: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.index = index
+        self.fetcher = fetcher
+        self.settings = settings
+        self.on_alerts = on_alerts
+        self.notify_admins = notify_admins
+        self.threshold = settings.topic_threshold(index.core.embedder.name)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._ingest_lock = asyncio.Lock()  # one poll at a time writes articles and stories
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Poll feeds as they fall due until stopped."""
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                await self.poll_due()
+            except Exception:
+                log.exception("Feed polling failed; trying again shortly")
+            feeds = await asyncio.to_thread(self.storage.feeds)
+            upcoming = [f.next_poll_at for f in feeds if not f.paused]
+            wait = min(upcoming, default=self.storage.clock() + 60) - self.storage.clock()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(max(wait, 0.05), 60.0))
+
+    async def poll_due(self) -> list[PollReport]:
+        """Poll every feed whose time has come, a few at a time."""
+        due = await asyncio.to_thread(self.storage.due_feeds, self.storage.clock())
+        limit = asyncio.Semaphore(4)
+
+        async def one(feed: FeedRow) -> PollReport:
+            async with limit:
+                return await self.poll(feed)
+
+        return list(await asyncio.gather(*(one(feed) for feed in due)))
+
+    async def poll(self, feed: FeedRow) -> PollReport:
+        """Fetch one feed and process what is new in it."""
+        report = PollReport(feed.url, "new")
+        try:
+            result = await self.fetcher.get(
+                feed.url, etag=feed.etag, last_modified=feed.last_modified
+            )
+            interval, asked = self._interval(result.max_age, None)
+            changes: dict[str, object] = {
+                "etag": result.etag,
+                "last_modified": result.last_modified,
+                "last_success_at": self.storage.clock(),
+                "failures": 0,
+                "last_error": None,
+                "min_interval": asked,
+                "next_poll_at": self.storage.clock() + interval,
+            }
+            if (
+                result.moved_permanently
+                and result.url != feed.url
+                and await asyncio.to_thread(self.storage.feed_by_url, result.url) is None
+            ):
+                log.info("Feed %s moved permanently to %s", feed.url, result.url)
+                changes["url"] = result.url
+            if result.not_modified:
+                report.status = "not modified"
+                await asyncio.to_thread(self.storage.update_feed, feed.id, **changes)
+                return report
+            parsed = await asyncio.to_thread(
+                parse_feed, result.data, result.url, result.content_type
+            )
+            interval, asked = self._interval(result.max_age, parsed.ttl_minutes)
+            changes.update(
+                min_interval=asked,
+                next_poll_at=self.storage.clock() + interval,
+                title=parsed.title or feed.title,
+                polls=feed.polls + 1,
+            )
+            report.entries = len(parsed.entries)
+            await self._process(feed, parsed.title or feed.title, parsed.entries, changes, report)
+        except FeedError as error:
+            return await self._failed(feed, str(error), report)
+        return report
+
+    def _interval(self, max_age: float | None, ttl_minutes: int | None) -> tuple[float, float]:
+        """(seconds until the next poll, what the feed asked for)."""
+        asked = max(max_age or 0.0, (ttl_minutes or 0) * 60.0)
+        asked = min(asked, self.settings.feed_max_interval)
+        return max(self.settings.feed_poll_interval, asked), asked
+
+    async def _failed(self, feed: FeedRow, reason: str, report: PollReport) -> PollReport:
+        failures = feed.failures + 1
+        paused = failures >= self.settings.feed_max_failures
+        delay = min(
+            self.settings.feed_poll_interval * 2 ** (failures - 1), self.settings.feed_max_interval
+        )
+        await asyncio.to_thread(
+            self.storage.update_feed,
+            feed.id,
+            failures=failures,
+            last_error=reason,
+            last_error_at=self.storage.clock(),
+            paused=int(paused),
+            next_poll_at=self.storage.clock() + delay,
+        )
+        report.status, report.error = ("paused" if paused else "error"), reason
+        log.warning("Feed %s failed (%s in a row): %s", feed.url, failures, reason)
+        if paused and self.notify_admins is not None:
+            await self.notify_admins(
+                f"⏸ Feed paused after {failures} failures in a row: {feed.url}\n"
+                f"Last error: {reason}\nFix it, then resume with /feeds add {feed.url}"
+            )
+        return report
+
+    async def _process(
+        self,
+        feed: FeedRow,
+        outlet: str | None,
+        entries: Sequence[FeedEntry],
+        changes: dict[str, object],
+        report: PollReport,
+    ) -> None:
+        seen = await asyncio.to_thread(self.storage.seen_entries, feed.id, [e.key for e in entries])
+        unseen = list({e.key: e for e in entries if e.key not in seen}.values())
+        pages = asyncio.Semaphore(PAGE_FETCHES)
+
+        async def build(entry: FeedEntry) -> Article | None:
+            async with pages:
+                return await self._article(entry, outlet, feed.url)
+
+        built = await asyncio.gather(*(build(e) for e in unseen))
+        async with self._ingest_lock:
+            await self._ingest(feed, unseen, built, changes, report)
+
+    async def _ingest(
+        self,
+        feed: FeedRow,
+        unseen: list[FeedEntry],
+        built: Sequence[Article | None],
+        changes: dict[str, object],
+        report: PollReport,
+    ) -> None:
+        """Dedupe, index, match and record one poll's new entries."""
+        cutoff = datetime.now(UTC) - timedelta(hours=self.settings.feed_alert_max_age_hours)
+        ids, signatures = await asyncio.to_thread(
+            self.storage.recent_signatures, self.storage.clock() - DUPLICATE_WINDOW
+        )
+        candidates: list[_Candidate] = []
+        batch_ids: set[str] = set()
+        for entry, article in zip(unseen, built, strict=True):
+            if article is None or article.id in batch_ids:
+                continue
+            digest = content_hash(article.title, article.text)
+            known = await asyncio.to_thread(self.storage.story_by_id_or_hash, article.id, digest)
+            if known is not None:  # same URL or same text: already have it
+                report.duplicates.append(article.title)
+                continue
+            signature = minhash(f"{article.title}\n{article.text}")
+            original = None
+            if signature is not None:
+                similar, resemblance = most_similar(signature, ids, signatures)
+                if resemblance >= self.settings.alert_duplicate_similarity:
+                    original = similar
+                else:  # later entries of this poll are compared with it too
+                    ids.append(article.id)
+                    signatures = (
+                        signature[None, :]
+                        if signatures is None
+                        else np.vstack([signatures, signature[None, :]])
+                    )
+            fresh = entry.published_at is None or entry.published_at >= cutoff
+            story = Story(
+                article.id, article.url, digest, article.title, article.outlet, original, signature
+            )
+            candidates.append(_Candidate(entry, article, story, fresh))
+            batch_ids.add(article.id)
+        if candidates:
+            ingest = await self.index.add_articles([c.article for c in candidates])
+            for name, reason in ingest.failed:
+                log.warning("Feed %s: could not index %s: %s", feed.url, name, reason)
+            indexed = set(ingest.article_ids)
+            candidates = [c for c in candidates if c.article.id in indexed]
+        report.added = [c.article.title for c in candidates if c.story.duplicate_of is None]
+        report.duplicates += [c.article.title for c in candidates if c.story.duplicate_of]
+        deliveries: list[Delivery] = []
+        if feed.polls > 0:  # the first poll indexes the backlog quietly
+            deliveries = await self._deliveries(
+                [c for c in candidates if c.fresh and c.story.duplicate_of is None]
+            )
+        entries = [(e.key, a.id if a else None) for e, a in zip(unseen, built, strict=True)]
+        report.alerts = await asyncio.to_thread(
+            self.storage.record_poll,
+            feed.id,
+            entries,
+            [c.story for c in candidates],
+            deliveries,
+            changes,
+        )
+        for c in candidates:
+            if c.story.duplicate_of:
+                await asyncio.to_thread(
+                    self.storage.link_duplicate,
+                    c.story.duplicate_of,
+                    {"title": c.article.title, "url": c.article.url, "outlet": c.article.outlet},
+                )
+        if report.alerts:
+            self.on_alerts()
+
+    async def _deliveries(self, candidates: list[_Candidate]) -> list[Delivery]:
+        if not candidates:
+            return []
+        subscriptions = await asyncio.to_thread(self.storage.subscriptions)
+        if not subscriptions:
+            return []
+        deliveries = []
+        for c in candidates:
+            passages = await asyncio.to_thread(article_passages, self.index.core, c.article.id)
+            for match in match_subscriptions(c.article, passages, subscriptions, self.threshold):
+                sub = match.subscription
+                deliveries.append(
+                    Delivery(
+                        sub.chat_id,
+                        sub.thread_id,
+                        c.article.id,
+                        sub.id,
+                        alert_payload(
+                            article_id=c.article.id,
+                            title=c.article.title,
+                            url=c.article.url,
+                            outlet=c.article.outlet,
+                            published=c.article.published,
+                            quote=match.quote,
+                            topic=sub.topic,
+                            source=sub.outlet,
+                            sub_id=sub.id,
+                        ),
+                    )
+                )
+        return deliveries
+
+    async def _article(self, entry: FeedEntry, outlet: str | None, feed_url: str) -> Article | None:
+        """The entry as an article; a teaser's page is fetched for the full text."""
+        title, text, url = entry.title, entry.text, entry.link
+        author, published = entry.author, published_date(entry)
+        if len(text) < self.settings.feed_teaser_chars and url and url.startswith("http"):
+            try:
+                page = await self.fetcher.get(url)
+                [full] = await asyncio.to_thread(parse, "page.html", page.data, url=page.url)
+                if len(full.text) > len(text):
+                    text, url = full.text, full.url or page.url
+                    title = title or full.title
+                    author = author or full.author
+                    published = published or full.published
+            except (FeedError, InputError, ValueError) as error:
+                log.info("Keeping the feed's text for %s: page unavailable (%s)", url, error)
+        text = text or title
+        if not title:
+            return None
+        return make_article(
+            title=title,
+            text=text,
+            url=url,
+            outlet=outlet,
+            author=author,
+            published=published,
+            source=feed_url,
+        )

@@ -1,0 +1,361 @@
+"""/subscribe, /subscriptions, /unsubscribe, delivery preferences (/alerts, /quiet,
+/timezone) and the buttons under alerts (ask about the article, mute the topic).
+
+In groups only the group's administrators may change what the group receives; forum
+topics get the alerts of the subscriptions made in them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command, CommandObject, Filter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import (
+    CallbackQuery,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
+from aiogram.utils.formatting import BlockQuote, Bold, Text, TextLink, as_list
+
+from bot.alerts.rendering import AlertAction
+from bot.alerts.service import AlertsService
+from bot.storage import ChatPrefs, Subscription
+from index import SearchFilters
+
+__all__ = ["ManagesChat", "SubAction", "create_router"]
+
+MAX_TOPIC_CHARS = 120
+_SOURCE = re.compile(r'source:(?:"([^"]+)"|(\S+))', re.IGNORECASE)
+_HOUR = re.compile(r"^(\d{1,2})(?::00)?$")
+_QUIET = re.compile(r"^(\d{1,2})(?::00)?\s*-\s*(\d{1,2})(?::00)?$")
+_OFFSET = re.compile(r"^(?:utc|gmt)?\s*([+-])?(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+ADMIN_STATUSES = {"creator", "administrator"}
+NOT_ADMIN = "Only this group's admins can change its subscriptions."
+MANAGE_COMMANDS = ("subscribe", "unsubscribe", "alerts", "quiet", "timezone")
+
+
+class SubAction(CallbackData, prefix="sub"):
+    """Buttons of /subscriptions and /unsubscribe: ``rm`` one, ``all`` confirmed, ``keep``."""
+
+    action: str
+    id: int = 0
+
+
+class ManagesChat(Filter):
+    """Private chats: the user. Groups: the group's administrators (asked via getChatMember),
+    including an anonymous admin posting as the group."""
+
+    async def __call__(self, event: Message | CallbackQuery, bot: Bot) -> bool:
+        message = event if isinstance(event, Message) else event.message
+        if message is None or message.chat.type == ChatType.PRIVATE:
+            return True
+        if (
+            isinstance(event, Message)
+            and event.sender_chat
+            and event.sender_chat.id == event.chat.id
+        ):
+            return True
+        if event.from_user is None:
+            return False
+        member = await bot.get_chat_member(message.chat.id, event.from_user.id)
+        return member.status in ADMIN_STATUSES
+
+
+def _thread(message: Message) -> int:
+    return message.message_thread_id or 0 if message.is_topic_message else 0
+
+
+async def subscribe(message: Message, command: CommandObject, alerts: AlertsService) -> None:
+    """Subscribe this chat (or forum topic) to everything, a topic, an outlet, or both."""
+    args = command.args or ""
+    found = _SOURCE.search(args)
+    outlet = (found.group(1) or found.group(2)).strip() if found else ""
+    topic = " ".join(_SOURCE.sub(" ", args).split())
+    if len(topic) > MAX_TOPIC_CHARS:
+        await message.answer(
+            f"That topic is too long: describe it in at most {MAX_TOPIC_CHARS} characters."
+        )
+        return
+    await alerts.ensure_chat(message.chat.id, message.chat.type, message.chat.title)
+    user_id = message.from_user.id if message.from_user else None
+    result = await alerts.subscribe(message.chat.id, _thread(message), topic, outlet, user_id)
+    what = result.subscription.describe()
+    head = f"✅ Subscribed: {what}." if result.created else f"You already follow {what}."
+    lines: list[Any] = [Bold(head)]
+    if not result.known_outlet:
+        lines.append(f"No article from “{outlet}” yet: check the name with /sources.")
+    prefs = await alerts.prefs(message.chat.id)
+    lines += [
+        f"Delivery: {_describe_prefs(prefs)}.",
+        "Manage with /subscriptions, /alerts and /quiet.",
+    ]
+    await message.answer(**as_list(*lines).as_kwargs())
+
+
+async def list_subscriptions(message: Message, alerts: AlertsService) -> None:
+    """The chat's subscriptions, with a button to remove each."""
+    subs = await alerts.subscriptions(message.chat.id)
+    await message.answer(**_list_content(subs))
+
+
+def _list_content(subs: list[Subscription]) -> dict[str, Any]:
+    if not subs:
+        return Text(
+            "No subscriptions here. Try /subscribe, /subscribe climate change "
+            "or /subscribe source:BBC."
+        ).as_kwargs()
+    lines = [Bold("Subscriptions:")]
+    rows = []
+    for number, sub in enumerate(subs, start=1):
+        muted = " (muted)" if sub.muted else ""
+        where = f" · topic {sub.thread_id}" if sub.thread_id else ""
+        lines.append(Text(f"{number}. {sub.describe()}{muted}{where}"))
+        label = f"✖ Remove {number}: {sub.describe()}"
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    text=label if len(label) <= 48 else label[:47] + "…",
+                    callback_data=SubAction(action="rm", id=sub.id).pack(),
+                )
+            ]
+        )
+    return {
+        **as_list(*lines).as_kwargs(),
+        "reply_markup": InlineKeyboardMarkup(inline_keyboard=rows),
+    }
+
+
+async def remove_one(query: CallbackQuery, callback_data: SubAction, alerts: AlertsService) -> None:
+    """The remove button of /subscriptions: remove it and refresh the list."""
+    assert isinstance(query.message, Message)
+    removed = await alerts.unsubscribe(query.message.chat.id, callback_data.id)
+    subs = await alerts.subscriptions(query.message.chat.id)
+    await query.message.edit_text(**_list_content(subs))
+    await query.answer("Removed." if removed else "Already removed.")
+
+
+async def unsubscribe(message: Message, alerts: AlertsService) -> None:
+    """Ask for confirmation before removing every subscription of the chat."""
+    subs = await alerts.subscriptions(message.chat.id)
+    if not subs:
+        await message.answer("There is nothing to unsubscribe from here.")
+        return
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text="Yes, remove all", callback_data=SubAction(action="all").pack()
+                ),
+                InlineKeyboardButton(text="Cancel", callback_data=SubAction(action="keep").pack()),
+            ]
+        ]
+    )
+    count = f"{len(subs)} subscription{'s' if len(subs) != 1 else ''}"
+    await message.answer(f"Remove all {count} of this chat?", reply_markup=keyboard)
+
+
+async def confirm_unsubscribe(
+    query: CallbackQuery, callback_data: SubAction, alerts: AlertsService
+) -> None:
+    """The answer to the /unsubscribe confirmation."""
+    assert isinstance(query.message, Message)
+    if callback_data.action == "all":
+        removed = await alerts.unsubscribe(query.message.chat.id)
+        await query.message.edit_text(
+            f"Unsubscribed: {removed} subscription{'s' if removed != 1 else ''} removed. "
+            "/subscribe to start again."
+        )
+    else:
+        await query.message.edit_text("Kept your subscriptions.")
+    await query.answer()
+
+
+async def alert_mode(message: Message, command: CommandObject, alerts: AlertsService) -> None:
+    """/alerts: show, or choose instant alerts or a daily digest at an hour."""
+    words = (command.args or "").lower().split()
+    await alerts.ensure_chat(message.chat.id, message.chat.type, message.chat.title)
+    if not words:
+        prefs = await alerts.prefs(message.chat.id)
+        await message.answer(
+            f"Delivery: {_describe_prefs(prefs)}.\nChange with "
+            "/alerts instant or /alerts digest 8 (hour, your time)."
+        )
+        return
+    hour = _HOUR.match(words[1]) if len(words) == 2 else None
+    if words == ["instant"]:
+        prefs = await alerts.set_prefs(message.chat.id, mode="instant")
+    elif words[0] == "digest" and (len(words) == 1 or (hour and int(hour.group(1)) < 24)):
+        digest_hour = int(hour.group(1)) if hour else 8
+        prefs = await alerts.set_prefs(message.chat.id, mode="digest", digest_hour=digest_hour)
+    else:
+        await message.answer("Use /alerts instant, or /alerts digest HH (0-23, your time).")
+        return
+    await message.answer(f"✅ Delivery: {_describe_prefs(prefs)}.")
+
+
+async def quiet_hours(message: Message, command: CommandObject, alerts: AlertsService) -> None:
+    """/quiet 22-7 holds alerts during those hours; /quiet off delivers at any time."""
+    args = (command.args or "").strip().lower()
+    await alerts.ensure_chat(message.chat.id, message.chat.type, message.chat.title)
+    span = _QUIET.match(args)
+    if args == "off":
+        prefs = await alerts.set_prefs(message.chat.id, quiet_start=None, quiet_end=None)
+    elif (
+        span
+        and int(span.group(1)) < 24
+        and int(span.group(2)) < 24
+        and span.group(1) != span.group(2)
+    ):
+        prefs = await alerts.set_prefs(
+            message.chat.id, quiet_start=int(span.group(1)), quiet_end=int(span.group(2))
+        )
+    else:
+        await message.answer("Use /quiet 22-7 (hours, your time) or /quiet off.")
+        return
+    await message.answer(f"✅ Delivery: {_describe_prefs(prefs)}.")
+
+
+async def timezone(message: Message, command: CommandObject, alerts: AlertsService) -> None:
+    """/timezone +2 (or -5:30, UTC+3): the clock used for digests and quiet hours."""
+    found = _OFFSET.match((command.args or "").strip())
+    minutes = None
+    if found:
+        minutes = int(found.group(2)) * 60 + int(found.group(3) or 0)
+        minutes = -minutes if found.group(1) == "-" else minutes
+    if minutes is None or not -12 * 60 <= minutes <= 14 * 60:
+        await message.answer("Use /timezone +2, /timezone -5:30 or /timezone 0 (offset from UTC).")
+        return
+    await alerts.ensure_chat(message.chat.id, message.chat.type, message.chat.title)
+    prefs = await alerts.set_prefs(message.chat.id, tz_minutes=minutes)
+    await message.answer(f"✅ Delivery: {_describe_prefs(prefs)}.")
+
+
+async def mute(query: CallbackQuery, callback_data: AlertAction, alerts: AlertsService) -> None:
+    """The mute button under an alert: stop alerts of that subscription."""
+    assert query.message is not None
+    sub = await alerts.mute(query.message.chat.id, callback_data.sub)
+    if sub is None:
+        await query.answer("That subscription no longer exists.")
+        return
+    resume = f"/subscribe {sub.topic}" if sub.topic else "/subscribe"
+    if sub.outlet:
+        resume += f" source:{sub.outlet}"
+    await query.answer(f"Muted: {sub.describe()}. {resume} resumes it.", show_alert=True)
+
+
+async def ask_about(
+    query: CallbackQuery, callback_data: AlertAction, alerts: AlertsService
+) -> None:
+    """The ask button under an alert: prompt for a question about that article."""
+    assert isinstance(query.message, Message)
+    article = await alerts.index.article(callback_data.article)
+    if article is None:
+        await query.answer("That article is no longer in my index.", show_alert=True)
+        return
+    prompt = await query.message.answer(
+        **Text(
+            "What would you like to know about “",
+            Bold(article.title),
+            "”? Reply to this message with your question.",
+        ).as_kwargs(),
+        reply_markup=ForceReply(input_field_placeholder="Your question about this article"),
+    )
+    await alerts.add_ask_prompt(prompt.chat.id, prompt.message_id, article.id)
+    await query.answer()
+
+
+class AnswersAskPrompt(Filter):
+    """A reply to an "ask about this article" prompt; gives the handler ``article_id``."""
+
+    async def __call__(self, message: Message, alerts: AlertsService) -> bool | dict[str, Any]:
+        replied = message.reply_to_message
+        if replied is None or not message.text:
+            return False
+        article_id = await alerts.ask_prompt(message.chat.id, replied.message_id)
+        return {"article_id": article_id} if article_id else False
+
+
+async def answer_about_article(message: Message, article_id: str, alerts: AlertsService) -> None:
+    """Answer a question about one article with its best matching passages."""
+    article = await alerts.index.article(article_id)
+    if article is None:
+        await message.answer("That article is no longer in my index.")
+        return
+    filters = SearchFilters(
+        outlets=(article.outlet,) if article.outlet else (),
+        since=article.published,
+        until=article.published,
+    )
+    result = await alerts.index.search(message.text or "", k=50, filters=filters)
+    hits = [hit for hit in result.hits if hit.article_id == article_id][:2]
+    headline = TextLink(article.title, url=article.url) if article.url else Bold(article.title)
+    if not hits:
+        await message.answer(
+            **Text(
+                "I found no answer to that in ", headline, ". Try other words, or read it in full."
+            ).as_kwargs()
+        )
+        return
+    parts: list[Any] = []
+    for hit in hits:
+        start, end = hit.quote_span
+        parts += [
+            BlockQuote(hit.passage[:start], Bold(hit.passage[start:end]), hit.passage[end:]),
+            "\n",
+        ]
+    parts += ["From ", headline]
+    await message.answer(**Text(*parts).as_kwargs())
+
+
+async def refuse(event: Message | CallbackQuery) -> None:
+    """A group member who is not an admin tried to change the group's subscriptions."""
+    if isinstance(event, CallbackQuery):
+        await event.answer(NOT_ADMIN, show_alert=True)
+    else:
+        await event.answer(NOT_ADMIN)
+
+
+def _describe_prefs(prefs: ChatPrefs) -> str:
+    zone = _zone(prefs.tz_minutes)
+    text = (
+        f"daily digest at {prefs.digest_hour:02d}:00 {zone}"
+        if prefs.mode == "digest"
+        else "instant alerts"
+    )
+    if prefs.quiet_start is not None and prefs.quiet_end is not None and prefs.mode != "digest":
+        text += f", quiet {prefs.quiet_start:02d}:00-{prefs.quiet_end:02d}:00 {zone}"
+    return text
+
+
+def _zone(minutes: int) -> str:
+    sign = "-" if minutes < 0 else "+"
+    return f"(UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
+
+
+def create_router() -> Router:
+    """Subscriptions, delivery preferences and alert buttons; group changes need an admin."""
+    router = Router(name="subscriptions")
+    manage = ManagesChat()
+    router.message.register(subscribe, Command("subscribe"), manage)
+    router.message.register(unsubscribe, Command("unsubscribe"), manage)
+    router.message.register(alert_mode, Command("alerts"), manage)
+    router.message.register(quiet_hours, Command("quiet"), manage)
+    router.message.register(timezone, Command("timezone"), manage)
+    router.message.register(refuse, Command(*MANAGE_COMMANDS))
+    router.message.register(list_subscriptions, Command("subscriptions"))
+    router.message.register(answer_about_article, AnswersAskPrompt(), F.text)
+    router.callback_query.register(remove_one, SubAction.filter(F.action == "rm"), manage)
+    router.callback_query.register(
+        confirm_unsubscribe, SubAction.filter(F.action.in_({"all", "keep"})), manage
+    )
+    router.callback_query.register(mute, AlertAction.filter(F.action == "mute"), manage)
+    router.callback_query.register(ask_about, AlertAction.filter(F.action == "ask"))
+    router.callback_query.register(refuse, SubAction.filter())
+    router.callback_query.register(refuse, AlertAction.filter(F.action == "mute"))
+    return router
