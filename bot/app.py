@@ -1,0 +1,195 @@
+"""Wiring, in one place: the services, the Bot, the Dispatcher with every router, the command
+menus, and the two ways to receive updates (long polling and webhook)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+)
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
+
+from bot.handlers import admin, ask, errors, inline, results, start
+from bot.rate_limit import RateLimitMiddleware
+from bot.sending import RetryAfterMiddleware
+from bot.services import Services
+from bot.settings import BotSettings
+from index import ArticleIndex, Embedder
+
+__all__ = [
+    "HEARTBEAT_FILE",
+    "build_webhook_app",
+    "create_bot",
+    "create_dispatcher",
+    "open_services",
+    "run_polling",
+    "seed_if_empty",
+    "set_commands",
+]
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_FILE = "heartbeat"  # in DATA_DIR, touched while updates are being received
+HEARTBEAT_INTERVAL = 30.0
+
+
+async def open_services(settings: BotSettings, embedder: Embedder | None = None) -> Services:
+    """Open the index (loading the model), seed it on first run, build the services."""
+    index = await ArticleIndex.open(settings, embedder)
+    await seed_if_empty(index, settings.samples_dir)
+    return Services.create(settings, index)
+
+
+async def seed_if_empty(index: ArticleIndex, folder: Path | None) -> None:
+    """Ingest ``folder`` (the bundled samples) when the index has no articles yet."""
+    if folder is None or not await asyncio.to_thread(folder.is_dir):
+        return
+    if (await index.stats()).articles:
+        return
+    log.info("The index is empty: ingesting the sample articles in %s", folder)
+    report = await index.ingest([str(folder)])
+    log.info("Samples ingested: %s", report.summary())
+
+
+def create_bot(settings: BotSettings, session: BaseSession | None = None) -> Bot:
+    """A Bot talking to BOT_API_URL, honouring retry_after, sending HTML without previews."""
+    session = session or AiohttpSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
+    session.middleware(RetryAfterMiddleware())
+    default = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
+    return Bot(settings.token, session=session, default=default)
+
+
+def create_dispatcher(services: Services, extra_routers: Sequence[Router] = ()) -> Dispatcher:
+    """The Dispatcher with every feature router, the rate limit and the services.
+
+    ``extra_routers`` are other features' routers (subscriptions, feeds, alerts). They go
+    before the questions router, whose catch-all takes any remaining private text.
+    """
+    dispatcher = Dispatcher(**services.workflow_data())
+    limiter = RateLimitMiddleware(services.settings.rate_limit, services.settings.rate_window)
+    dispatcher.message.middleware(limiter)
+    dispatcher.callback_query.middleware(limiter)
+    dispatcher.include_routers(
+        errors.create_router(),
+        admin.create_router(),
+        start.create_router(),
+        results.create_router(),
+        inline.create_router(),
+        *extra_routers,  # issue 4 (subscriptions, feeds, alerts) plugs in here
+        ask.create_router(),  # last: private-chat catch-all
+    )
+    dispatcher.startup.register(_on_startup)
+    dispatcher.shutdown.register(_on_shutdown)
+    return dispatcher
+
+
+async def set_commands(
+    bot: Bot,
+    admin_ids: frozenset[int],
+    user_commands: Mapping[str, str] = start.USER_COMMANDS,
+    admin_commands: Mapping[str, str] = start.ADMIN_COMMANDS,
+) -> None:
+    """The command menus: user commands everywhere, admin ones in admins' private chats."""
+    users = [BotCommand(command=name, description=about) for name, about in user_commands.items()]
+    admins = [BotCommand(command=name, description=about) for name, about in admin_commands.items()]
+    await bot.set_my_commands(users)
+    await bot.set_my_commands(users, scope=BotCommandScopeAllPrivateChats())
+    await bot.set_my_commands(users, scope=BotCommandScopeAllGroupChats())
+    for admin_id in sorted(admin_ids):
+        try:
+            await bot.set_my_commands(users + admins, scope=BotCommandScopeChat(chat_id=admin_id))
+        except TelegramBadRequest as error:
+            log.warning(
+                "No admin menu for user %s (%s): they must /start the bot once", admin_id, error
+            )
+
+
+async def _on_startup(bot: Bot, services: Services) -> None:
+    """Menus, and a heartbeat file for the container health check."""
+    await set_commands(bot, services.settings.admin_ids)
+    services.spawn(_heartbeat(services.settings.data_dir / HEARTBEAT_FILE), "heartbeat")
+    me = await bot.me()
+    log.info("Serving @%s with %s articles", me.username, (await services.index.stats()).articles)
+
+
+async def _on_shutdown(services: Services) -> None:
+    """Stop background work (heartbeat, a running reindex's status updates)."""
+    for task in list(services.background):
+        task.cancel()
+    await asyncio.gather(*services.background, return_exceptions=True)
+
+
+async def _heartbeat(path: Path) -> None:
+    while True:
+        await asyncio.to_thread(path.write_text, f"{time.time():.0f}\n")
+        await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+
+async def run_polling(settings: BotSettings, embedder: Embedder | None = None) -> None:
+    """Long polling until SIGINT/SIGTERM."""
+    services = await open_services(settings, embedder)
+    bot = create_bot(settings)
+    dispatcher = create_dispatcher(services)
+    try:
+        await bot.delete_webhook()
+        await dispatcher.start_polling(bot, allowed_updates=dispatcher.resolve_used_update_types())
+    finally:
+        await services.index.close()
+
+
+def build_webhook_app(dispatcher: Dispatcher, bot: Bot, settings: BotSettings) -> web.Application:
+    """An aiohttp app taking updates at WEBHOOK_URL's path; requests without the secret token
+    header are rejected (401). ``GET /healthz`` answers ``ok``."""
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    app = web.Application()
+    handler = SimpleRequestHandler(dispatcher=dispatcher, bot=bot, secret_token=secret)
+    handler.register(app, path=settings.webhook_path)
+    app.router.add_get("/healthz", _healthz)
+
+    async def register_webhook(bot: Bot) -> None:
+        assert settings.webhook_url is not None
+        await bot.set_webhook(
+            settings.webhook_url,
+            secret_token=secret,
+            allowed_updates=dispatcher.resolve_used_update_types(),
+        )
+
+    dispatcher.startup.register(register_webhook)
+    setup_application(app, dispatcher, bot=bot)
+    return app
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def webhook_app(settings: BotSettings, embedder: Embedder | None = None) -> web.Application:
+    """The webhook app with its services; for ``web.run_app``, which handles signals."""
+    services = await open_services(settings, embedder)
+    bot = create_bot(settings)
+    app = build_webhook_app(create_dispatcher(services), bot, settings)
+
+    async def close(app: web.Application) -> None:
+        with contextlib.suppress(Exception):
+            await bot.session.close()
+        await services.index.close()
+
+    app.on_cleanup.append(close)
+    return app

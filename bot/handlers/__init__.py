@@ -1,0 +1,1 @@
+"""One router per feature; ``bot.app`` assembles them in order."""

@@ -1,0 +1,248 @@
+"""Admin commands (users in ADMIN_IDS): /stats, /add URL, file uploads, /remove, /reindex.
+
+The admin filter is set once on the admin router; everyone else reaches the refusal router,
+which answers politely and runs nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+from pathlib import PurePath
+
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject, Filter
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.chat_action import ChatActionSender
+from aiogram.utils.formatting import Bold, Code, Text, as_key_value, as_list
+
+from bot.rendering import clip, html
+from bot.services import Services
+from bot.settings import BotSettings
+from index import ArticleIndex, ArticleIndexError, IngestReport
+
+__all__ = ["DOCUMENT_EXTENSIONS", "IsAdmin", "create_router"]
+
+log = logging.getLogger(__name__)
+
+ADMIN_COMMAND_NAMES = ("stats", "add", "remove", "reindex")
+DOCUMENT_EXTENSIONS = (".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl")
+TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile serves files up to 20 MB
+PROGRESS_INTERVAL = 1.0  # seconds between edits of the reindex status message
+
+
+class IsAdmin(Filter):
+    """Passes events from users listed in ADMIN_IDS."""
+
+    async def __call__(self, event: Message | CallbackQuery, settings: BotSettings) -> bool:
+        user = event.from_user
+        return user is not None and user.id in settings.admin_ids
+
+
+# ----------------------------------------------------------------------------- texts
+
+
+def size_text(size: int) -> str:
+    """``1.2 MB``."""
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def duration_text(seconds: float) -> str:
+    """``2 d 3 h``, ``4 h 05 min``, ``12 min 30 s`` or ``45 s``."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def report_text(report: IngestReport) -> Text:
+    """What an ingestion added, updated, left unchanged or could not read, and why."""
+    lines: list[Text] = []
+    for label, titles in (("Added", report.added), ("Updated", report.updated)):
+        lines += [Text(f"{label}: ", Bold(clip(title, 120))) for title in titles[:20]]
+    lines += [Text("Already indexed: ", clip(title, 120)) for title in report.unchanged[:20]]
+    lines += [Text("Failed: ", clip(name, 80), " — ", reason) for name, reason in report.failed]
+    if report.passages:
+        lines.append(Text(f"{report.passages} passages indexed."))
+    return as_list(*lines) if lines else Text("Nothing to add: no articles found.")
+
+
+async def stats_text(services: Services) -> Text:
+    """The /stats answer."""
+    stats = await services.index.stats()
+    subscribers = await services.count_subscribers() if services.count_subscribers else None
+    last = stats.last_ingest.strftime("%Y-%m-%d %H:%M UTC") if stats.last_ingest else "never"
+    return as_list(
+        Bold("📊 Statistics"),
+        as_key_value("Articles", stats.articles),
+        as_key_value("Passages", stats.passages),
+        as_key_value("Outlets", stats.outlets),
+        as_key_value("Index size", size_text(stats.index_bytes)),
+        as_key_value("Model", f"{stats.model} ({stats.dimension} dimensions)"),
+        as_key_value("Last ingest", last),
+        as_key_value("Subscribers", "n/a" if subscribers is None else subscribers),
+        as_key_value("Uptime", duration_text(services.uptime)),
+        as_key_value("Reindex", "running" if services.reindexing else "idle"),
+    )
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+async def stats(message: Message, services: Services) -> None:
+    """/stats: articles, passages, outlets, index size, model, last ingest, uptime."""
+    await message.answer(html(await stats_text(services)))
+
+
+async def add(message: Message, command: CommandObject, bot: Bot, index: ArticleIndex) -> None:
+    """/add URL: fetch an article page and ingest it."""
+    url = (command.args or "").strip()
+    if not url.startswith(("http://", "https://")) or " " in url:
+        await message.answer("Usage: /add URL (an http:// or https:// article page).")
+        return
+    async with ChatActionSender.typing(message.chat.id, bot):
+        report = await index.ingest([url])
+    await message.answer(html(report_text(report)))
+
+
+async def upload(message: Message, bot: Bot, index: ArticleIndex, settings: BotSettings) -> None:
+    """A document sent by an admin: ingest it if its type and size are acceptable."""
+    document = message.document
+    assert document is not None  # guaranteed by the F.document filter
+    name = document.file_name or "upload.txt"
+    limit = min(settings.max_input_bytes, TELEGRAM_DOWNLOAD_LIMIT)
+    if PurePath(name).suffix.lower() not in DOCUMENT_EXTENSIONS:
+        kinds = " ".join(DOCUMENT_EXTENSIONS)
+        await message.answer(f"I can ingest these file types: {kinds}. {name} is not one.")
+    elif document.file_size and document.file_size > limit:
+        await message.answer(
+            f"{name} is too large ({size_text(document.file_size)}; the limit is "
+            f"{size_text(limit)}, set by MAX_INPUT_BYTES and Telegram's 20 MB download cap)."
+        )
+    else:
+        async with ChatActionSender.upload_document(message.chat.id, bot):
+            data = await bot.download(document, destination=io.BytesIO())
+            assert isinstance(data, io.BytesIO)
+            report = await index.ingest_document(name, data.getvalue())
+        await message.answer(html(report_text(report)))
+
+
+async def remove(message: Message, command: CommandObject, index: ArticleIndex) -> None:
+    """/remove ARTICLE: remove an article (by id or URL) and its passages from search."""
+    target = (command.args or "").strip()
+    if not target:
+        recent = [Text(Code(info.id), " ", clip(info.title, 60)) for info in await index.latest(5)]
+        usage = Text("Usage: /remove ARTICLE_ID or /remove URL.")
+        text = as_list(usage, "", Bold("Recent articles"), *recent) if recent else usage
+        await message.answer(html(text))
+        return
+    info = await index.remove(target)
+    if info is None:
+        await message.answer(html(Text("No article has the id or URL ", Code(target), ".")))
+        return
+    removed = Text("Removed ", Bold(info.title), f" and its {info.passages} passages.")
+    await message.answer(html(removed))
+
+
+async def reindex(message: Message, services: Services) -> None:
+    """/reindex: rebuild in the background, editing one status message with progress."""
+    if services.reindexing:
+        await message.answer(
+            "A reindex is already running; its status message above shows the progress."
+        )
+        return
+    status = await message.answer("🔄 Reindexing: starting…")
+    services.reindex_task = services.spawn(_reindex(status, services.index), "reindex")
+
+
+async def refuse(message: Message) -> None:
+    """An admin command from someone who is not an admin: refuse, run nothing."""
+    await message.answer("Sorry, that command is only for the bot's admins.")
+
+
+async def refuse_upload(message: Message) -> None:
+    """A file from someone who is not an admin, in a private chat."""
+    await message.answer(
+        "Only the bot's admins can add articles. Send me your question as a text message."
+    )
+
+
+# ----------------------------------------------------------------------------- reindex
+
+
+class _Progress:
+    """The latest (done, total) of a reindex, shown by editing the status message."""
+
+    def __init__(self, status: Message) -> None:
+        self.status = status
+        self.changed = asyncio.Event()
+        self.done = self.total = 0
+
+    def update(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        self.changed.set()
+
+    async def show(self) -> None:
+        """Edit the status message on each change, at most once per PROGRESS_INTERVAL."""
+        shown = ""
+        while True:
+            await self.changed.wait()
+            self.changed.clear()
+            percent = 100 * self.done // self.total if self.total else 100
+            text = f"🔄 Reindexing: {self.done:,} of {self.total:,} passages ({percent}%)…"
+            if text != shown:
+                with contextlib.suppress(TelegramBadRequest):
+                    await self.status.edit_text(text)
+                shown = text
+            await asyncio.sleep(PROGRESS_INTERVAL)
+
+
+async def _reindex(status: Message, index: ArticleIndex) -> None:
+    """Run the rebuild, then edit the status message with the outcome."""
+    loop = asyncio.get_running_loop()
+    progress = _Progress(status)
+    shower = asyncio.create_task(progress.show())
+    try:
+        report = await index.reindex(lambda d, t: loop.call_soon_threadsafe(progress.update, d, t))
+    except ArticleIndexError as error:
+        text = f"Reindex not started: {error}."
+    except Exception:
+        log.exception("Reindex failed")
+        text = "❌ Reindex failed; the previous index is still in use. Details are in the log."
+    else:
+        text = (
+            f"✅ Reindex finished: {report.articles:,} articles, {report.passages:,} passages "
+            f"in {report.seconds:.1f} s."
+        )
+    finally:
+        shower.cancel()
+    await status.edit_text(text)
+
+
+def create_router() -> Router:
+    """Admin commands for admins; a polite refusal for everyone else."""
+    admin = Router(name="admin")
+    admin.message.filter(IsAdmin())
+    admin.message.register(stats, Command("stats"))
+    admin.message.register(add, Command("add"))
+    admin.message.register(remove, Command("remove"))
+    admin.message.register(reindex, Command("reindex"))
+    admin.message.register(upload, F.document, F.chat.type == ChatType.PRIVATE)
+    refusal = Router(name="admin-refusal")
+    refusal.message.register(refuse, Command(*ADMIN_COMMAND_NAMES))
+    refusal.message.register(refuse_upload, F.document, F.chat.type == ChatType.PRIVATE)
+    router = Router(name="admin-commands")
+    router.include_routers(admin, refusal)
+    return router

@@ -1,0 +1,73 @@
+"""The buttons under an answer: "More results" and each hit's "Full article"."""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.chat_action import ChatActionSender
+
+from bot.answers import next_page, without_more_button
+from bot.query_state import FullArticle, MoreResults, QueryStore
+from bot.rendering import article_parts, html
+from bot.settings import BotSettings
+from index import ArticleIndex
+
+__all__ = ["EXPIRED", "create_router"]
+
+EXPIRED = "This answer has expired. Please ask your question again."
+GONE = "That article is no longer in the index."
+
+
+async def more_results(
+    query: CallbackQuery,
+    callback_data: MoreResults,
+    bot: Bot,
+    index: ArticleIndex,
+    queries: QueryStore,
+    settings: BotSettings,
+) -> None:
+    """Send the next page of hits and drop the button from the page above."""
+    state = queries.get(callback_data.token)
+    message = query.message
+    if state is None or not isinstance(message, Message):
+        await query.answer(EXPIRED, show_alert=True)
+        return
+    await query.answer()
+    thread_id = message.message_thread_id if message.is_topic_message else None
+    async with ChatActionSender.typing(message.chat.id, bot, message_thread_id=thread_id):
+        reply = await next_page(
+            index, callback_data.token, state, callback_data.offset, settings.answer_hits
+        )
+    await message.answer(html(reply.text), reply_markup=reply.keyboard)
+    with contextlib.suppress(TelegramBadRequest):  # already edited by a double press
+        await message.edit_reply_markup(reply_markup=without_more_button(message.reply_markup))
+
+
+async def full_article(
+    query: CallbackQuery, callback_data: FullArticle, index: ArticleIndex, queries: QueryStore
+) -> None:
+    """Send the whole article of one hit, in parts when it is long."""
+    state = queries.get(callback_data.token)
+    article_id = state.article_id(callback_data.number) if state else None
+    message = query.message
+    if article_id is None or not isinstance(message, Message):
+        await query.answer(EXPIRED, show_alert=True)
+        return
+    article = await index.article(article_id)
+    if article is None:
+        await query.answer(GONE, show_alert=True)
+        return
+    await query.answer()
+    for part in article_parts(article):
+        await message.answer(html(part))
+
+
+def create_router() -> Router:
+    """Callback queries of answer buttons."""
+    router = Router(name="results")
+    router.callback_query.register(more_results, MoreResults.filter())
+    router.callback_query.register(full_article, FullArticle.filter())
+    return router

@@ -1,0 +1,77 @@
+"""What handlers depend on, listed once. Each field reaches handlers through the dispatcher's
+workflow data under its own name (a handler parameter ``index: ArticleIndex`` gets the index)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from bot.query_state import QueryStore
+from bot.settings import BotSettings
+from index import ArticleIndex
+
+__all__ = ["BlockedChats", "BlockedHook", "Services", "SubscriberCount"]
+
+log = logging.getLogger(__name__)
+
+BlockedHook = Callable[[int], Awaitable[None]]
+"""Called with a chat id when Telegram says the bot may no longer write there (403)."""
+SubscriberCount = Callable[[], Awaitable[int]]
+"""Returns how many chats are subscribed to something, for /stats."""
+
+
+class BlockedChats:
+    """The default ``on_blocked`` hook: log the chat and remember it for this process."""
+
+    def __init__(self) -> None:
+        self.chat_ids: set[int] = set()
+
+    async def __call__(self, chat_id: int) -> None:
+        if chat_id not in self.chat_ids:
+            log.info("Chat %s blocked the bot or removed it; not writing there again", chat_id)
+        self.chat_ids.add(chat_id)
+
+
+@dataclass(eq=False)
+class Services:
+    """The bot's dependencies and its process-wide state."""
+
+    settings: BotSettings
+    index: ArticleIndex
+    queries: QueryStore
+    on_blocked: BlockedHook = field(default_factory=BlockedChats)
+    count_subscribers: SubscriberCount | None = None  # wired by the subscriptions feature
+    started_at: float = field(default_factory=time.monotonic)
+    reindex_task: asyncio.Task[None] | None = None
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @classmethod
+    def create(cls, settings: BotSettings, index: ArticleIndex, **hooks: Any) -> Services:
+        """Services with a fresh query store sized by the settings."""
+        return cls(settings, index, QueryStore(ttl=settings.query_ttl), **hooks)
+
+    @property
+    def uptime(self) -> float:
+        """Seconds since the services were created."""
+        return time.monotonic() - self.started_at
+
+    @property
+    def reindexing(self) -> bool:
+        return self.reindex_task is not None and not self.reindex_task.done()
+
+    def spawn(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        """Run background work, keeping a reference until it ends."""
+        task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
+        task.set_name(name)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
+
+    def workflow_data(self) -> dict[str, Any]:
+        """Each field under its own name, plus ``services`` itself."""
+        data = {item.name: getattr(self, item.name) for item in fields(self)}
+        return {**data, "services": self}

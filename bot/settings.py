@@ -1,0 +1,163 @@
+"""The bot's settings: the index settings plus Telegram's, read from the environment or ``.env``.
+
+``load_settings`` turns any missing or malformed value into one ``SettingsError`` line that
+names the variable and says how to fix it. The token is a ``SecretStr``: it never appears
+in ``repr``, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticUndefined
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from index import IndexSettings
+
+__all__ = ["BotSettings", "SettingsError", "describe_settings", "load_settings"]
+
+TOKEN_PATTERN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{5,}")
+OFFICIAL_API = "https://api.telegram.org"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line naming it and the fix."""
+
+
+class BotSettings(IndexSettings):
+    """Everything the bot reads at start-up. Field names are the environment variables."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    bot_token: SecretStr | None = Field(
+        None, description="Token from @BotFather (required except for `python -m bot chat`)."
+    )
+    admin_ids: Annotated[frozenset[int], NoDecode] = Field(
+        frozenset(), description='Telegram user ids of admins: "111,222" or a JSON list.'
+    )
+    bot_api_url: str = Field(
+        OFFICIAL_API, description="Base URL of the Bot API server (official or self-hosted)."
+    )
+    webhook_url: str | None = Field(
+        None, description="Public HTTPS URL for webhook mode; unset means long polling."
+    )
+    webhook_host: str = Field("0.0.0.0", description="Address the webhook server listens on.")
+    webhook_port: int = Field(8080, gt=0, lt=65536, description="Port the webhook server uses.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Secret every webhook request must carry (required with WEBHOOK_URL)."
+    )
+    answer_hits: int = Field(3, ge=1, le=5, description="Hits per answer page (1-5).")
+    max_question_chars: int = Field(
+        300, ge=20, le=3000, description="Longest question accepted, in characters."
+    )
+    rate_limit: int = Field(
+        6, ge=1, description="Messages and button presses a user may send per RATE_WINDOW."
+    )
+    rate_window: float = Field(10.0, gt=0, description="Rate-limit window, in seconds.")
+    query_ttl: int = Field(
+        3600, ge=60, description="Seconds the More/Full article buttons of an answer stay valid."
+    )
+    samples_dir: Path | None = Field(
+        Path("samples"), description="Folder ingested on first run when the index is empty."
+    )
+    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _parse_admin_ids(cls, value: Any) -> Any:
+        """Accept "111,222", "111 222" or a JSON list."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part for part in re.split(r"[,\s]+", text) if part]
+
+    @field_validator("bot_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not TOKEN_PATTERN.fullmatch(value.get_secret_value().strip()):
+            raise ValueError("it does not look like a BotFather token (digits:letters)")
+        return value
+
+    @field_validator("bot_api_url", "webhook_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and urlparse(value).scheme not in ("http", "https"):
+            raise ValueError("it must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("use 1-256 characters among A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @property
+    def token(self) -> str:
+        """The bot token; raises SettingsError when it is not set."""
+        if self.bot_token is None:
+            raise SettingsError(
+                "BOT_TOKEN is not set: get a token from @BotFather and set BOT_TOKEN in the "
+                "environment or .env (or run `python -m bot chat` to try the bot locally)"
+            )
+        return self.bot_token.get_secret_value().strip()
+
+    @property
+    def webhook_path(self) -> str:
+        """The path part of WEBHOOK_URL, where the webhook server listens."""
+        return urlparse(self.webhook_url or "").path or "/"
+
+
+def load_settings(*, require_token: bool = True, **overrides: Any) -> BotSettings:
+    """Read the settings; raise SettingsError (one line, no secret values) when one is bad."""
+    try:
+        settings = BotSettings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "a setting"
+        reason = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(
+            f"{name} is invalid: {reason}. Fix it in the environment or .env "
+            f"(see `python -m bot --help`)"
+        ) from None
+    if require_token:
+        settings.token  # noqa: B018 - raises SettingsError when missing
+        if settings.webhook_url and settings.webhook_secret is None:
+            raise SettingsError(
+                "WEBHOOK_SECRET is not set: webhook mode needs a secret token "
+                "(letters, digits, _ and -); set WEBHOOK_SECRET or unset WEBHOOK_URL"
+            )
+        if settings.webhook_url and not settings.webhook_url.startswith("https://"):
+            raise SettingsError("WEBHOOK_URL is invalid: Telegram only calls https:// webhooks")
+    return settings
+
+
+def describe_settings(settings_cls: type[BaseSettings] = BotSettings) -> str:
+    """One line per setting: environment name, default, description (for --help)."""
+    lines = []
+    for name, info in settings_cls.model_fields.items():
+        default = info.default
+        if default is None or default is PydanticUndefined:
+            shown = "(unset)"
+        elif isinstance(default, frozenset):
+            shown = ",".join(map(str, sorted(default))) or "(none)"
+        else:
+            shown = str(default)
+        lines.append(f"  {name.upper():<20} {shown:<26} {info.description or ''}")
+    return "\n".join(lines)
