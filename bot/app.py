@@ -68,12 +68,15 @@ async def seed_if_empty(index: ArticleIndex, folder: Path | None) -> None:
     log.info("Samples ingested: %s", report.summary())
 
 
-def create_bot(settings: BotSettings, session: BaseSession | None = None) -> Bot:
-    """A Bot talking to BOT_API_URL, honouring retry_after, sending HTML without previews."""
+def create_bot(
+    settings: BotSettings, session: BaseSession | None = None, token: str | None = None
+) -> Bot:
+    """A Bot talking to BOT_API_URL, honouring retry_after, sending HTML without previews.
+    ``session`` and ``token`` replace the network and BOT_TOKEN (the local chat uses them)."""
     session = session or AiohttpSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
     session.middleware(RetryAfterMiddleware())
     default = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
-    return Bot(settings.token, session=session, default=default)
+    return Bot(token or settings.token, session=session, default=default)
 
 
 def create_dispatcher(services: Services, extra_routers: Sequence[Router] = ()) -> Dispatcher:

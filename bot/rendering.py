@@ -85,16 +85,18 @@ def format_date(value: date | None) -> str | None:
 def source_line(hit: Hit | ArticleInfo | Article, title_limit: int = 150) -> Text:
     """Headline linked to its URL, then outlet, date and author, separated by dots."""
     title = clip(hit.title, title_limit) or "Untitled"
-    parts: list[Text | str] = [TextLink(title, url=hit.url) if hit.url else Bold(title)]
+    headline = TextLink(title, url=hit.url) if hit.url else Bold(title)
+    return Text(headline, *(Text(" · ", detail) for detail in _details(hit)))
+
+
+def _details(item: Hit | ArticleInfo | Article) -> list[str]:
+    """Outlet, date and author, those that are known."""
     details = [
-        clip(hit.outlet or "", 60),
-        format_date(hit.published),
-        clip(hit.author or "", 60),
+        clip(item.outlet or "", 60),
+        format_date(item.published),
+        clip(item.author or "", 60),
     ]
-    for detail in details:
-        if detail:
-            parts += [" · ", detail]
-    return Text(*parts)
+    return [detail for detail in details if detail]
 
 
 def _quoted(hit: Hit, context: int, quote_limit: int | None) -> Text:
@@ -148,7 +150,10 @@ def not_found_text(question: str) -> Text:
 
 def article_parts(article: Article) -> list[Text]:
     """The full article: a header with its source, then its text in parts under the limit."""
-    header = Text(Bold(clip(article.title, 300) or "Untitled"), "\n", source_line(article, 300))
+    title = Bold(clip(article.title, 300) or "Untitled")
+    header = Text(TextLink(title, url=article.url) if article.url else title)
+    if _details(article):
+        header = Text(header, "\n", " · ".join(_details(article)))
     chunks = _split(article.text, PART_LIMIT)
     if len(chunks) <= 1:
         return [Text(header, "\n\n", *chunks)]

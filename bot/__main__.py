@@ -1,0 +1,85 @@
+"""``python -m bot``: run the bot (polling, or webhook when WEBHOOK_URL is set),
+``python -m bot chat`` for the local terminal chat, ``python -m bot healthcheck`` for Docker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+from aiohttp import web
+
+from bot.app import HEARTBEAT_FILE, HEARTBEAT_INTERVAL, run_polling, webhook_app
+from bot.chat import run_chat
+from bot.log import setup_logging
+from bot.settings import BotSettings, SettingsError, describe_settings, load_settings
+
+COMMANDS = {
+    "run": "serve Telegram: long polling, or a webhook server when WEBHOOK_URL is set (default)",
+    "chat": "chat with the bot in this terminal: no token, no network",
+    "healthcheck": "exit 0 if the settings are valid and the running bot's heartbeat is fresh",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line, with every setting listed in --help."""
+    commands = "\n".join(f"  {name:<12} {about}" for name, about in COMMANDS.items())
+    return argparse.ArgumentParser(
+        prog="python -m bot",
+        description="A Telegram bot that answers questions about news articles "
+        "with quoted passages and their sources.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"commands:\n{commands}\n\nsettings (environment variables or .env):\n"
+        f"{describe_settings(BotSettings)}",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, load the settings, run the command; return the exit code."""
+    args = parser()
+    args.add_argument("command", nargs="?", default="run", choices=list(COMMANDS))
+    command = args.parse_args(argv).command
+    try:
+        settings = load_settings(require_token=command != "chat")
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if command == "healthcheck":
+        return healthcheck(settings)
+    secrets = [settings.bot_token, settings.webhook_secret]
+    setup_logging(
+        "WARNING" if command == "chat" else settings.log_level,
+        [secret.get_secret_value() for secret in secrets if secret],
+    )
+    try:
+        if command == "chat":
+            asyncio.run(run_chat(settings))
+        elif settings.webhook_url:
+            web.run_app(
+                webhook_app(settings), host=settings.webhook_host, port=settings.webhook_port
+            )
+        else:
+            asyncio.run(run_polling(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def healthcheck(settings: BotSettings) -> int:
+    """0 when the bot wrote its heartbeat recently; 1 (with the reason) otherwise."""
+    path = settings.data_dir / HEARTBEAT_FILE
+    try:
+        age = time.time() - float(path.read_text().strip())
+    except (OSError, ValueError):
+        print(f"unhealthy: no heartbeat in {path} (is the bot running?)", file=sys.stderr)
+        return 1
+    if age > 3 * HEARTBEAT_INTERVAL:
+        print(f"unhealthy: last heartbeat {age:.0f} s ago", file=sys.stderr)
+        return 1
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""``python -m bot chat``: the bot in a terminal, with no token and no network.
+
+The same services, dispatcher and handlers run as in production; updates built from what
+the user types are fed to ``Dispatcher.feed_update``, and the Bot's session is
+`TerminalSession`, an in-process Bot API that prints what the bot sends the way a person
+reads it: bold shown, links as "text (url)", quotes indented, buttons numbered. Typing
+``:2`` presses button 2; ``/quit`` (or end of input) leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import re
+import shutil
+import sys
+import textwrap
+import time
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable
+from html.parser import HTMLParser
+from http import HTTPStatus
+from typing import Any, ClassVar, TextIO
+
+from aiogram import Bot
+from aiogram.client.default import Default
+from aiogram.client.session.base import BaseSession
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    EditMessageReplyMarkup,
+    EditMessageText,
+    GetMe,
+    SendMessage,
+    TelegramMethod,
+)
+from aiogram.methods.base import TelegramType
+from aiogram.types import InlineKeyboardMarkup, Update
+
+from bot.app import create_bot, create_dispatcher, seed_if_empty
+from bot.services import Services
+from bot.settings import BotSettings
+from index import ArticleIndex, Embedder
+
+__all__ = ["LOCAL_USER_ID", "TerminalSession", "render_html", "run_chat"]
+
+LOCAL_USER_ID = 1  # the person at the terminal; an admin of the local bot
+LOCAL_TOKEN = "1000:local-chat"  # never sent anywhere
+BOT_USER = {"id": 1000, "is_bot": True, "first_name": "News Bot", "username": "newsbot"}
+BANNER = (
+    "News bot, local chat. Type a question, /help for the commands, :N to press button N, "
+    "/quit to leave."
+)
+
+
+class _TerminalHTML(HTMLParser):
+    """Telegram HTML to terminal text: bold/italic as ANSI (or *...* / _..._ without colour),
+    links as "text (url)", block quotes indented with a bar, wrapped to ``width``."""
+
+    STYLES: ClassVar[dict[str, tuple[str, str, str]]] = {
+        "b": ("\x1b[1m", "\x1b[22m", "*"),
+        "strong": ("\x1b[1m", "\x1b[22m", "*"),
+        "i": ("\x1b[3m", "\x1b[23m", "_"),
+        "em": ("\x1b[3m", "\x1b[23m", "_"),
+        "code": ("\x1b[2m", "\x1b[22m", "`"),
+    }
+
+    def __init__(self, color: bool, width: int) -> None:
+        super().__init__(convert_charrefs=True)
+        self.color = color
+        self.width = width
+        self.buffers = [""]
+        self.links: list[str | None] = []
+        self.plain = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.STYLES:
+            start, _, mark = self.STYLES[tag]
+            self.buffers[-1] += start if self.color else mark
+        elif tag == "a":
+            self.links.append(dict(attrs).get("href"))
+        elif tag == "blockquote":
+            self.buffers.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.STYLES:
+            _, end, mark = self.STYLES[tag]
+            self.buffers[-1] += end if self.color else mark
+        elif tag == "a" and self.links:
+            url = self.links.pop()
+            if url:
+                self.buffers[-1] += f" ({url})"
+        elif tag == "blockquote" and len(self.buffers) > 1:
+            quoted = self.buffers.pop().strip()
+            lines = textwrap.wrap(quoted, self.width - 4) or [""]
+            self.buffers[-1] += "\n".join(f"  │ {line}" for line in lines)
+
+    def handle_data(self, data: str) -> None:
+        self.buffers[-1] += data
+        self.plain += data
+
+
+def render_html(text: str, *, color: bool = False, width: int = 100) -> tuple[str, str]:
+    """(terminal rendering, plain text) of a Telegram HTML message."""
+    parser = _TerminalHTML(color, width)
+    parser.feed(text)
+    parser.close()
+    return "".join(parser.buffers), parser.plain
+
+
+class TerminalSession(BaseSession):
+    """An in-process Bot API for one private chat that prints what the bot sends."""
+
+    def __init__(self, out: TextIO, *, color: bool = False, width: int = 100) -> None:
+        super().__init__()
+        self.out = out
+        self.color = color
+        self.width = width
+        self.chat = {"id": LOCAL_USER_ID, "type": "private", "first_name": "You"}
+        self.messages: dict[int, dict[str, Any]] = {}
+        self.buttons: list[tuple[int, dict[str, Any]]] = []  # (message id, button) by number
+        self._ids = itertools.count(1)
+        self._fresh_turn = True
+
+    def next_message_id(self) -> int:
+        return next(self._ids)
+
+    def new_turn(self) -> None:
+        """The user acted: the next keyboard shown replaces the numbered buttons."""
+        self._fresh_turn = True
+
+    async def close(self) -> None:
+        return None
+
+    async def stream_content(
+        self,
+        url: str,
+        headers: dict[str, Any] | None = None,
+        timeout: int = 30,  # noqa: ASYNC109 - BaseSession's signature
+        chunk_size: int = 65536,
+        raise_for_status: bool = True,
+    ) -> AsyncGenerator[bytes, None]:
+        raise NotImplementedError("the local chat has no files to download")
+        yield b""  # pragma: no cover - makes this an async generator
+
+    async def make_request(
+        self,
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        timeout: int | None = None,  # noqa: ASYNC109 - BaseSession's signature
+    ) -> TelegramType:
+        result = self._handle(bot, method)
+        body = json.dumps({"ok": True, "result": result}, default=str)
+        return self.check_response(bot, method, HTTPStatus.OK, body).result  # type: ignore[return-value]
+
+    def _handle(self, bot: Bot, method: TelegramMethod[Any]) -> Any:
+        if isinstance(method, GetMe):
+            return BOT_USER
+        if isinstance(method, SendMessage | EditMessageText):
+            return self._show(bot, method)
+        if isinstance(method, EditMessageReplyMarkup):
+            message = self.messages[int(method.message_id or 0)]
+            message["reply_markup"] = _dump(method.reply_markup)
+            return message
+        if isinstance(method, AnswerCallbackQuery) and method.text:
+            self._print(f"  ⓘ {method.text}")
+        return True  # chat actions, menus and the like: nothing to show
+
+    def _show(self, bot: Bot, method: SendMessage | EditMessageText) -> dict[str, Any]:
+        mode = method.parse_mode
+        if isinstance(mode, Default):
+            mode = bot.default[mode.name]
+        text = method.text if mode else _escape(method.text)
+        shown, plain = render_html(text, color=self.color, width=self.width)
+        edited = isinstance(method, EditMessageText)
+        message_id = int(method.message_id or 0) if edited else self.next_message_id()
+        message = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": self.chat,
+            "from": BOT_USER,
+            "text": plain,
+        }
+        if method.reply_markup is not None:
+            message["reply_markup"] = _dump(method.reply_markup)
+        self.messages[message_id] = message
+        self._print(("✎ " if edited else "") + shown)
+        if isinstance(method.reply_markup, InlineKeyboardMarkup):
+            self._list_buttons(message_id, message["reply_markup"])
+        return message
+
+    def _list_buttons(self, message_id: int, markup: dict[str, Any]) -> None:
+        if self._fresh_turn:
+            self.buttons.clear()
+            self._fresh_turn = False
+        for row in markup["inline_keyboard"]:
+            for button in row:
+                self.buttons.append((message_id, button))
+                self._print(f"  [{len(self.buttons)}] {button['text']}")
+
+    def press(self, number: int, update_id: int) -> Update | None:
+        """The update of pressing button ``number``; None (after saying why) if there is none."""
+        if not 1 <= number <= len(self.buttons):
+            self._print(f"  ⓘ There is no button {number}.")
+            return None
+        message_id, button = self.buttons[number - 1]
+        if "url" in button:
+            self._print(f"  ⓘ Open {button['url']} in a browser.")
+            return None
+        query = {
+            "id": str(update_id),
+            "from": {"id": LOCAL_USER_ID, "is_bot": False, "first_name": "You"},
+            "chat_instance": "local",
+            "message": self.messages[message_id],
+            "data": button["callback_data"],
+        }
+        return Update.model_validate({"update_id": update_id, "callback_query": query})
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+        print(file=self.out, flush=True)
+
+
+def _dump(markup: Any) -> Any:
+    return markup.model_dump(exclude_none=True) if markup is not None else None
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def message_update(update_id: int, message_id: int, text: str) -> Update:
+    """The update of the local user typing ``text``."""
+    message = {
+        "message_id": message_id,
+        "date": int(time.time()),
+        "chat": {"id": LOCAL_USER_ID, "type": "private", "first_name": "You"},
+        "from": {"id": LOCAL_USER_ID, "is_bot": False, "first_name": "You"},
+        "text": text,
+    }
+    return Update.model_validate({"update_id": update_id, "message": message})
+
+
+async def stdin_lines(prompt: str = "you> ") -> AsyncGenerator[str, None]:
+    """Lines typed at the terminal, read in a thread so the bot keeps working meanwhile.
+    Piped input is echoed after the prompt, so a transcript reads like a conversation."""
+    interactive = sys.stdin.isatty()
+    while True:
+        print(prompt, end="", flush=True)
+        line = await asyncio.to_thread(sys.stdin.readline)
+        if not line:
+            print()
+            return
+        if not interactive:
+            print(line.rstrip("\n"), flush=True)
+            print()
+        yield line
+
+
+async def _lines(source: AsyncIterable[str] | Iterable[str]) -> AsyncGenerator[str, None]:
+    if isinstance(source, AsyncIterable):
+        async for line in source:
+            yield line
+    else:
+        for line in source:
+            yield line
+
+
+async def run_chat(
+    settings: BotSettings,
+    *,
+    lines: AsyncIterable[str] | Iterable[str] | None = None,
+    out: TextIO = sys.stdout,
+    embedder: Embedder | None = None,
+    color: bool | None = None,
+) -> None:
+    """Chat with the bot in the terminal until /quit or the end of input."""
+    if color is None:
+        color = out.isatty() and "NO_COLOR" not in os.environ
+    print("Opening the index (loading the model the first time takes a moment)…", file=out)
+    index = await ArticleIndex.open(settings, embedder)
+    try:
+        if settings.samples_dir and not (await index.stats()).articles:
+            print(f"First run: indexing the sample articles in {settings.samples_dir}…", file=out)
+            await seed_if_empty(index, settings.samples_dir)
+        local = settings.model_copy(update={"admin_ids": settings.admin_ids | {LOCAL_USER_ID}})
+        services = Services.create(local, index)
+        width = min(shutil.get_terminal_size((100, 24)).columns, 100)
+        session = TerminalSession(out, color=color, width=width)
+        bot = create_bot(local, session=session, token=LOCAL_TOKEN)
+        dispatcher = create_dispatcher(services)
+        print(BANNER, file=out, flush=True)
+        print(file=out)
+        await _converse(
+            dispatcher, bot, session, _lines(lines if lines is not None else stdin_lines())
+        )
+        for task in list(services.background):
+            task.cancel()
+        await asyncio.gather(*services.background, return_exceptions=True)
+    finally:
+        await index.close()
+
+
+async def _converse(
+    dispatcher: Any, bot: Bot, session: TerminalSession, lines: AsyncIterable[str]
+) -> None:
+    update_ids = itertools.count(1)
+    async for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        if line.lower() in ("/quit", "/exit", ":q"):
+            break
+        session.new_turn()
+        if re.fullmatch(r":\d+", line):
+            update = session.press(int(line[1:]), next(update_ids))
+        else:
+            update = message_update(next(update_ids), session.next_message_id(), line)
+        if update is not None:
+            await dispatcher.feed_update(bot, update)
