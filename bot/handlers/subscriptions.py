@@ -233,7 +233,9 @@ async def timezone(message: Message, command: CommandObject, alerts: AlertsServi
         return
     await alerts.ensure_chat(message.chat.id, message.chat.type, message.chat.title)
     prefs = await alerts.set_prefs(message.chat.id, tz_minutes=minutes)
-    await message.answer(f"✅ Delivery: {_describe_prefs(prefs)}.")
+    await message.answer(
+        f"✅ Time zone {_zone(minutes)[1:-1]}. Delivery: {_describe_prefs(prefs)}."
+    )
 
 
 async def mute(query: CallbackQuery, callback_data: AlertAction, alerts: AlertsService) -> None:
