@@ -1,0 +1,259 @@
+"""Alert delivery through the outbox: exactly once, rate limits, 429/403/5xx, migrations,
+quiet hours, digests, topic matching, schema migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from bot.alerts.matching import ArticlePassages, match_subscriptions
+from bot.alerts.rendering import alert_payload
+from bot.storage import SCHEMA_VERSION, ChatPrefs, Delivery, Storage, Subscription
+from index.formats import make_article
+from tests.alerts_support import Stack, alerts_stack
+from tests.fake_telegram import FakeChat, FakeUser
+
+ANN = FakeUser(id=1001, first_name="Ann")
+CHAT = FakeChat.private(ANN)
+
+
+def delivery(chat_id: int, n: int, thread_id: int = 0) -> Delivery:
+    article_id = f"{n:016x}"
+    payload = alert_payload(
+        article_id=article_id, title=f"Story number {n}", url=f"https://news.test/{n}",
+        outlet="Daily Test", published=date(2024, 5, 1), quote=f"Quote of story {n}.",
+        topic="volcano", source="", sub_id=1,
+    )
+    return Delivery(chat_id, thread_id, article_id, 1, payload)
+
+
+async def queue(stack: Stack, *deliveries: Delivery) -> int:
+    for d in deliveries:
+        stack.alerts.storage.ensure_chat(d.chat_id)
+    count = stack.alerts.storage.enqueue(list(deliveries))
+    assert stack.alerts.sender is not None
+    stack.alerts.sender.wake()
+    return count
+
+
+def texts(stack: Stack, chat_id: int) -> list[str]:
+    return [m.text.split("\n")[0] for m in stack.api.sent_messages(chat_id)]
+
+
+async def settle(stack: Stack, seconds: float = 0.3) -> None:
+    await stack.api.wait_until(lambda: stack.api.is_settled(seconds), 10)
+
+
+async def test_each_alert_is_sent_exactly_once(tmp_path: Path) -> None:
+    """The same (chat, article) queued twice is one row and one message, in order."""
+    async with alerts_stack(tmp_path) as stack:
+        stack.api.add_chat(CHAT)
+        assert await queue(stack, delivery(CHAT.id, 1), delivery(CHAT.id, 2)) == 2
+        assert await queue(stack, delivery(CHAT.id, 1)) == 0
+        await stack.api.wait_until(lambda: len(texts(stack, CHAT.id)) == 2)
+        await settle(stack)
+        assert texts(stack, CHAT.id) == ["Story number 1", "Story number 2"]
+        assert {r.state for r in stack.alerts.storage.outbox_rows()} == {"sent"}
+
+
+async def test_per_chat_interval_and_global_rate(tmp_path: Path) -> None:
+    """Messages to one chat are spaced by ALERT_CHAT_INTERVAL; all by 1/ALERT_RATE."""
+    async with alerts_stack(tmp_path, alert_chat_interval=0.3, alert_rate=20) as stack:
+        chats = [FakeChat.private(FakeUser(id=2000 + i, first_name="U")) for i in range(6)]
+        for chat in chats:
+            stack.api.add_chat(chat)
+        await queue(stack, *[delivery(CHAT.id, n) for n in range(3)])
+        stack.api.add_chat(CHAT)
+        await queue(stack, *[delivery(c.id, 9) for c in chats])
+        await stack.api.wait_until(lambda: len(stack.api.calls_of("sendMessage")) == 9)
+        calls = [c for c in stack.api.calls_of("sendMessage") if c.ok]
+        own = [c.time for c in calls if c.params["chat_id"] == CHAT.id]
+        assert all(b - a >= 0.28 for a, b in zip(own, own[1:], strict=False))
+        every = sorted(c.time for c in calls)
+        assert every[-1] - every[0] >= 8 / 20 - 0.05
+
+
+async def test_429_retry_after_is_honoured(tmp_path: Path) -> None:
+    """A 429 holds sending for retry_after seconds, then the alert arrives once."""
+    async with alerts_stack(tmp_path) as stack:
+        stack.api.add_chat(CHAT)
+        stack.api.fail_next("sendMessage", 429, retry_after=1)
+        started = time.monotonic()
+        await queue(stack, delivery(CHAT.id, 1))
+        await stack.api.wait_until(lambda: texts(stack, CHAT.id) == ["Story number 1"], 5)
+        assert time.monotonic() - started >= 1.0
+        failed, ok = stack.api.calls_of("sendMessage")
+        assert ok.time - failed.time >= 1.0
+
+
+async def test_5xx_is_retried_with_backoff(tmp_path: Path) -> None:
+    """Transient server errors are retried; the user gets the alert once."""
+    async with alerts_stack(tmp_path) as stack:
+        assert stack.alerts.sender is not None
+        stack.alerts.sender.backoff = 0.05
+        stack.api.add_chat(CHAT)
+        stack.api.fail_next("sendMessage", 502, times=2)
+        await queue(stack, delivery(CHAT.id, 1))
+        await stack.api.wait_until(lambda: texts(stack, CHAT.id) == ["Story number 1"], 5)
+        assert len(stack.api.calls_of("sendMessage")) == 3
+        assert stack.alerts.sender.stats.retried == 2
+
+
+async def test_403_deactivates_the_chat(tmp_path: Path) -> None:
+    """A chat that blocked the bot is deactivated, its queue dropped, nothing more queued;
+    a chat that vanished ("chat not found") too."""
+    async with alerts_stack(tmp_path) as stack:
+        stack.api.add_chat(CHAT)
+        stack.api.fail_next("sendMessage", 403, chat_id=CHAT.id)
+        await queue(stack, delivery(CHAT.id, 1))
+        await stack.api.wait_until(lambda: stack.alerts.storage.chat(CHAT.id).status == "blocked")  # type: ignore[union-attr]
+        assert stack.alerts.storage.enqueue([delivery(CHAT.id, 2)]) == 0  # inactive: not queued
+        await settle(stack)
+        assert texts(stack, CHAT.id) == []
+        assert len(stack.api.calls_of("sendMessage")) == 1
+        await queue(stack, delivery(-555, 1))  # never known to Telegram
+        await stack.api.wait_until(lambda: stack.alerts.storage.chat(-555).status == "gone")  # type: ignore[union-attr]
+
+
+async def test_group_migration_is_followed(tmp_path: Path) -> None:
+    """A group upgraded to a supergroup: the alert goes to the new id, and so do the
+    group's subscriptions."""
+    async with alerts_stack(tmp_path) as stack:
+        group, supergroup = FakeChat.group(), FakeChat.supergroup()
+        stack.api.add_chat(group)
+        stack.api.add_chat(supergroup)
+        stack.alerts.storage.ensure_chat(group.id, "group")
+        stack.alerts.storage.subscribe(group.id, 0, "", "", None, ANN.id)
+        stack.api.fail_next("sendMessage", 400, migrate_to_chat_id=supergroup.id, chat_id=group.id)
+        await queue(stack, delivery(group.id, 1))
+        await stack.api.wait_until(lambda: texts(stack, supergroup.id) == ["Story number 1"], 5)
+        assert texts(stack, group.id) == []
+        assert [s.chat_id for s in stack.alerts.storage.subscriptions(None)] == [supergroup.id]
+
+
+async def test_quiet_hours_hold_alerts_until_they_end(tmp_path: Path) -> None:
+    """An alert made during quiet hours is sent when they end, not before."""
+    async with alerts_stack(tmp_path) as stack:
+        storage = stack.alerts.storage
+        stack.api.add_chat(CHAT)
+        now = time.time()
+        hour = int(now % 86400 // 3600)
+        storage.ensure_chat(CHAT.id)
+        storage.set_prefs(CHAT.id, quiet_start=hour, quiet_end=(hour + 2) % 24)
+        await queue(stack, delivery(CHAT.id, 1))
+        await settle(stack)
+        assert texts(stack, CHAT.id) == []
+        [row] = storage.outbox_rows()
+        assert row.not_before == pytest.approx(now - now % 3600 + 2 * 3600, abs=1)
+        storage.clock = lambda: now + 2 * 3600 + 1  # two hours later
+        assert stack.alerts.sender is not None
+        stack.alerts.sender.wake()
+        await stack.api.wait_until(lambda: texts(stack, CHAT.id) == ["Story number 1"], 5)
+
+
+async def test_digest_collects_alerts_at_the_chosen_hour(tmp_path: Path) -> None:
+    """Digest mode: nothing instantly; at the digest hour one message lists the articles."""
+    async with alerts_stack(tmp_path) as stack:
+        storage = stack.alerts.storage
+        stack.api.add_chat(CHAT)
+        storage.ensure_chat(CHAT.id)
+        now = time.time()
+        digest_hour = (int(now % 86400 // 3600) + 3) % 24
+        storage.set_prefs(CHAT.id, mode="digest", digest_hour=digest_hour, tz_minutes=0)
+        await queue(stack, delivery(CHAT.id, 1), delivery(CHAT.id, 2))
+        assert await stack.alerts.roll_digests() == 0
+        await settle(stack)
+        assert texts(stack, CHAT.id) == []
+        storage.clock = lambda: now + 3 * 3600
+        assert await stack.alerts.roll_digests() == 1
+        await stack.api.wait_until(lambda: texts(stack, CHAT.id) == ["Your digest: 2 new articles"])
+        [digest] = stack.api.sent_messages(CHAT.id)
+        assert "Story number 1" in digest.text and "Story number 2" in digest.text
+        assert [e["url"] for e in digest.entities if e["type"] == "text_link"] == [
+            "https://news.test/1", "https://news.test/2"]
+        assert await stack.alerts.roll_digests() == 0
+
+
+def test_deliver_at_for_quiet_hours_across_midnight_and_time_zones() -> None:
+    """Quiet 22-7 in UTC+2: 23:30 local waits until 07:00 local; 12:00 goes now."""
+    prefs = ChatPrefs(1, quiet_start=22, quiet_end=7, tz_minutes=120)
+    day = 1_700_000_000 - 1_700_000_000 % 86400  # a UTC midnight
+    late = day + 21.5 * 3600  # 23:30 local
+    assert prefs.deliver_at(late) == ("pending", day + 86400 + 5 * 3600)
+    noon = day + 10 * 3600
+    assert prefs.deliver_at(noon) == ("pending", noon)
+
+
+def test_topic_matching_is_semantic_with_a_threshold() -> None:
+    """A topic matches the article whose passage is close to it, quoting that passage; an
+    outlet subscription matches only its outlet."""
+    import numpy as np
+
+    from tests.fakes import HashEmbedder
+
+    embedder = HashEmbedder()
+    texts_ = ["Markets were calm in the morning.",
+              "The volcano erupted, ash fell on the village and lava flowed."]
+    article = make_article(title="Morning report", text="\n\n".join(texts_), url=None,
+                           outlet="Daily Test", author=None, published=None, source=None)
+    passages = ArticlePassages(texts_, embedder.encode(texts_), [[(0, len(t))] for t in texts_],
+                               [embedder.encode([t]) for t in texts_])
+
+    def sub(n: int, topic: str = "", outlet: str = "") -> Subscription:
+        vector = embedder.encode([topic])[0] if topic else None
+        return Subscription(n, n, 0, topic, outlet, vector, False)
+
+    subs = [sub(1, "volcano lava"), sub(2, "football penalties"), sub(3, outlet="Other"),
+            sub(4, outlet="daily test"), sub(5)]
+    found = {m.subscription.id: m for m in match_subscriptions(article, passages, subs, 0.3)}
+    assert sorted(found) == [1, 4, 5]
+    assert "volcano erupted" in found[1].quote
+    assert found[5].quote == texts_[0]
+    assert np.isclose(found[5].score, 1.0)
+
+
+@pytest.mark.real_model
+def test_topic_matching_with_the_real_model(real_embedder) -> None:  # type: ignore[no-untyped-def]
+    """With all-MiniLM-L6-v2 and the calibrated threshold, a topic matches an article
+    that shares none of its words, and not an unrelated one."""
+    from bot.alerts.settings import AlertSettings
+
+    threshold = AlertSettings(_env_file=None).topic_threshold(real_embedder.name)  # type: ignore[call-arg]
+    quake = ["A strong tremor shook the coastal city at dawn, cracking walls and toppling "
+             "chimneys. Seismologists measured a magnitude of 6.1."]
+    football = ["The striker scored twice in the second half and the home side won the cup."]
+    topic = real_embedder.encode(["earthquake"])[0]
+    for text, expected in ((quake, True), (football, False)):
+        article = make_article(title="News", text=text[0], url=None, outlet=None, author=None,
+                               published=None, source=None)
+        passages = ArticlePassages(text, real_embedder.encode(text), [[(0, len(text[0]))]],
+                                   [real_embedder.encode(text)])
+        sub = Subscription(1, 1, 0, "earthquake", "", topic, False)
+        assert bool(match_subscriptions(article, passages, [sub], threshold)) is expected
+
+
+def test_schema_migrates_in_place(tmp_path: Path) -> None:
+    """A version-1 database is upgraded to the current schema, keeping its rows; a newer
+    one is refused with a clear message."""
+    from bot.storage import MIGRATIONS, StorageError
+
+    path = tmp_path / "bot.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS[0](db)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO chats (chat_id, created_at, updated_at) VALUES (5, 0, 0)")
+    db.close()
+    storage = Storage(path)
+    assert storage.schema_version == SCHEMA_VERSION
+    assert storage.chat(5) is not None
+    storage.add_ask_prompt(5, 1, "abc")
+    storage.close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StorageError, match="newer than this bot"):
+        Storage(path)
