@@ -3,6 +3,8 @@ render the message and its keyboard. Handlers call ``first_page`` and ``next_pag
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiogram import Bot
@@ -23,6 +25,7 @@ __all__ = [
     "first_page",
     "next_page",
     "send_reply",
+    "typing",
     "without_more_button",
 ]
 
@@ -89,6 +92,21 @@ def without_more_button(markup: InlineKeyboardMarkup | None) -> InlineKeyboardMa
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
 
+@contextlib.asynccontextmanager
+async def typing(bot: Bot, message: Message, action: str = "typing") -> AsyncIterator[None]:
+    """Show "typing" in the message's chat and topic at once, and every 5 s until done."""
+    thread_id = message.message_thread_id if message.is_topic_message else None
+    await bot.send_chat_action(message.chat.id, action, message_thread_id=thread_id)
+    async with ChatActionSender(
+        bot=bot,
+        chat_id=message.chat.id,
+        message_thread_id=thread_id,
+        action=action,
+        initial_sleep=4.5,
+    ):
+        yield
+
+
 async def send_reply(message: Message, reply: Reply) -> Message:
     """Answer ``message`` in its chat and topic; in groups as a reply to it."""
     text = html(reply.text)
@@ -113,8 +131,7 @@ async def answer_question(
     if len(question) > settings.max_question_chars:
         await send_reply(message, Reply(Text(too_long_text(settings.max_question_chars))))
         return
-    thread_id = message.message_thread_id if message.is_topic_message else None
-    async with ChatActionSender.typing(message.chat.id, bot, message_thread_id=thread_id):
+    async with typing(bot, message):
         reply = await first_page(index, queries, question, settings.answer_hits)
     await send_reply(message, reply)
 

@@ -19,9 +19,11 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import (
     BotCommand,
+    BotCommandScope,
     BotCommandScopeAllGroupChats,
     BotCommandScopeAllPrivateChats,
     BotCommandScopeChat,
+    BotCommandScopeDefault,
 )
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
@@ -112,16 +114,19 @@ async def set_commands(
     """The command menus: user commands everywhere, admin ones in admins' private chats."""
     users = [BotCommand(command=name, description=about) for name, about in user_commands.items()]
     admins = [BotCommand(command=name, description=about) for name, about in admin_commands.items()]
-    await bot.set_my_commands(users)
-    await bot.set_my_commands(users, scope=BotCommandScopeAllPrivateChats())
-    await bot.set_my_commands(users, scope=BotCommandScopeAllGroupChats())
+    await _set_menu(bot, users, BotCommandScopeDefault())
+    await _set_menu(bot, users, BotCommandScopeAllPrivateChats())
+    await _set_menu(bot, users, BotCommandScopeAllGroupChats())
     for admin_id in sorted(admin_ids):
-        try:
-            await bot.set_my_commands(users + admins, scope=BotCommandScopeChat(chat_id=admin_id))
-        except TelegramBadRequest as error:
-            log.warning(
-                "No admin menu for user %s (%s): they must /start the bot once", admin_id, error
-            )
+        await _set_menu(bot, users + admins, BotCommandScopeChat(chat_id=admin_id))
+
+
+async def _set_menu(bot: Bot, commands: list[BotCommand], scope: BotCommandScope) -> None:
+    """Set one menu; a refusal (e.g. an admin who never opened the bot) is only logged."""
+    try:
+        await bot.set_my_commands(commands, scope=scope)
+    except TelegramBadRequest as error:
+        log.warning("Command menu for %s not set: %s", scope.model_dump(exclude_none=True), error)
 
 
 async def _on_startup(bot: Bot, services: Services) -> None:

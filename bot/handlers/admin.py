@@ -16,9 +16,9 @@ from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import CallbackQuery, Message
-from aiogram.utils.chat_action import ChatActionSender
 from aiogram.utils.formatting import Bold, Code, Text, as_key_value, as_list
 
+from bot.answers import typing
 from bot.rendering import clip, html
 from bot.services import Services
 from bot.settings import BotSettings
@@ -112,7 +112,7 @@ async def add(message: Message, command: CommandObject, bot: Bot, index: Article
     if not url.startswith(("http://", "https://")) or " " in url:
         await message.answer("Usage: /add URL (an http:// or https:// article page).")
         return
-    async with ChatActionSender.typing(message.chat.id, bot):
+    async with typing(bot, message):
         report = await index.ingest([url])
     await message.answer(html(report_text(report)))
 
@@ -132,7 +132,7 @@ async def upload(message: Message, bot: Bot, index: ArticleIndex, settings: BotS
             f"{size_text(limit)}, set by MAX_INPUT_BYTES and Telegram's 20 MB download cap)."
         )
     else:
-        async with ChatActionSender.upload_document(message.chat.id, bot):
+        async with typing(bot, message, "upload_document"):
             data = await bot.download(document, destination=io.BytesIO())
             assert isinstance(data, io.BytesIO)
             report = await index.ingest_document(name, data.getvalue())

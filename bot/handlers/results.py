@@ -7,9 +7,8 @@ import contextlib
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, Message
-from aiogram.utils.chat_action import ChatActionSender
 
-from bot.answers import next_page, without_more_button
+from bot.answers import next_page, typing, without_more_button
 from bot.query_state import FullArticle, MoreResults, QueryStore
 from bot.rendering import article_parts, html
 from bot.settings import BotSettings
@@ -36,8 +35,7 @@ async def more_results(
         await query.answer(EXPIRED, show_alert=True)
         return
     await query.answer()
-    thread_id = message.message_thread_id if message.is_topic_message else None
-    async with ChatActionSender.typing(message.chat.id, bot, message_thread_id=thread_id):
+    async with typing(bot, message):
         reply = await next_page(
             index, callback_data.token, state, callback_data.offset, settings.answer_hits
         )

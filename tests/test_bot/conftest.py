@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from index import ArticleIndex, IndexCore
 from tests import factories
 from tests.fake_telegram import DEFAULT_TOKEN, FakeBotAPI
 from tests.fakes import HashEmbedder
-from tests.test_bot.harness import ADMIN, RunningBot, sample_articles
+from tests.test_bot.harness import ADMIN, RunningBot, StartBot, sample_articles
 
 
 @pytest.fixture
@@ -47,9 +47,6 @@ async def index(bot_settings: BotSettings) -> AsyncIterator[ArticleIndex]:
 async def api() -> AsyncIterator[FakeBotAPI]:
     async with FakeBotAPI() as fake:
         yield fake
-
-
-StartBot = Callable[..., Awaitable[RunningBot]]
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -53,3 +54,7 @@ class RunningBot:
     def chat(self, user: FakeUser = USER, chat: FakeChat | None = None) -> Conversation:
         """A conversation of ``user`` in ``chat`` (their private chat by default)."""
         return Conversation(self.api, chat or FakeChat.private(user), user)
+
+
+StartBot = Callable[..., Awaitable[RunningBot]]
+"""The ``start_bot`` fixture: ``await start_bot(**settings_overrides)``."""
