@@ -131,7 +131,9 @@ def rss(title: str, items: list[dict[str, Any]], ttl: int | None = None) -> str:
         parts.append(f"<title>{escape(item['title'])}</title>")
         if item.get("link"):
             parts.append(f"<link>{escape(item['link'])}</link>")
-        parts.append(f"<guid>{escape(item.get('guid') or item.get('link') or item['title'])}</guid>")
+        parts.append(
+            f"<guid>{escape(item.get('guid') or item.get('link') or item['title'])}</guid>"
+        )
         parts.append(f"<pubDate>{item.get('date', now)}</pubDate>")
         if item.get("summary"):
             parts.append(f"<description>{escape(item['summary'])}</description>")
@@ -178,7 +180,8 @@ async def alerts_stack(
     await api.start()
     settings = alert_settings(tmp_path, **overrides)
     core = await asyncio.to_thread(
-        IndexCore.open, IndexSettings(data_dir=settings.data_dir, _env_file=None),  # type: ignore[call-arg]
+        IndexCore.open,
+        IndexSettings(data_dir=settings.data_dir, _env_file=None),  # type: ignore[call-arg]
         HashEmbedder(),
     )
     index = ArticleIndex(core)

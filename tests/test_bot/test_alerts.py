@@ -3,6 +3,7 @@ quiet hours, digests, topic matching, schema migrations."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 from datetime import date
@@ -24,9 +25,15 @@ CHAT = FakeChat.private(ANN)
 def delivery(chat_id: int, n: int, thread_id: int = 0) -> Delivery:
     article_id = f"{n:016x}"
     payload = alert_payload(
-        article_id=article_id, title=f"Story number {n}", url=f"https://news.test/{n}",
-        outlet="Daily Test", published=date(2024, 5, 1), quote=f"Quote of story {n}.",
-        topic="volcano", source="", sub_id=1,
+        article_id=article_id,
+        title=f"Story number {n}",
+        url=f"https://news.test/{n}",
+        outlet="Daily Test",
+        published=date(2024, 5, 1),
+        quote=f"Quote of story {n}.",
+        topic="volcano",
+        source="",
+        sub_id=1,
     )
     return Delivery(chat_id, thread_id, article_id, 1, payload)
 
@@ -72,7 +79,7 @@ async def test_per_chat_interval_and_global_rate(tmp_path: Path) -> None:
         await stack.api.wait_until(lambda: len(stack.api.calls_of("sendMessage")) == 9)
         calls = [c for c in stack.api.calls_of("sendMessage") if c.ok]
         own = [c.time for c in calls if c.params["chat_id"] == CHAT.id]
-        assert all(b - a >= 0.28 for a, b in zip(own, own[1:], strict=False))
+        assert all(b - a >= 0.28 for a, b in itertools.pairwise(own))
         every = sorted(c.time for c in calls)
         assert every[-1] - every[0] >= 8 / 20 - 0.05
 
@@ -174,7 +181,9 @@ async def test_digest_collects_alerts_at_the_chosen_hour(tmp_path: Path) -> None
         [digest] = stack.api.sent_messages(CHAT.id)
         assert "Story number 1" in digest.text and "Story number 2" in digest.text
         assert [e["url"] for e in digest.entities if e["type"] == "text_link"] == [
-            "https://news.test/1", "https://news.test/2"]
+            "https://news.test/1",
+            "https://news.test/2",
+        ]
         assert await stack.alerts.roll_digests() == 0
 
 
@@ -196,19 +205,37 @@ def test_topic_matching_is_semantic_with_a_threshold() -> None:
     from tests.fakes import HashEmbedder
 
     embedder = HashEmbedder()
-    texts_ = ["Markets were calm in the morning.",
-              "The volcano erupted, ash fell on the village and lava flowed."]
-    article = make_article(title="Morning report", text="\n\n".join(texts_), url=None,
-                           outlet="Daily Test", author=None, published=None, source=None)
-    passages = ArticlePassages(texts_, embedder.encode(texts_), [[(0, len(t))] for t in texts_],
-                               [embedder.encode([t]) for t in texts_])
+    texts_ = [
+        "Markets were calm in the morning.",
+        "The volcano erupted, ash fell on the village and lava flowed.",
+    ]
+    article = make_article(
+        title="Morning report",
+        text="\n\n".join(texts_),
+        url=None,
+        outlet="Daily Test",
+        author=None,
+        published=None,
+        source=None,
+    )
+    passages = ArticlePassages(
+        texts_,
+        embedder.encode(texts_),
+        [[(0, len(t))] for t in texts_],
+        [embedder.encode([t]) for t in texts_],
+    )
 
     def sub(n: int, topic: str = "", outlet: str = "") -> Subscription:
         vector = embedder.encode([topic])[0] if topic else None
         return Subscription(n, n, 0, topic, outlet, vector, False)
 
-    subs = [sub(1, "volcano lava"), sub(2, "football penalties"), sub(3, outlet="Other"),
-            sub(4, outlet="daily test"), sub(5)]
+    subs = [
+        sub(1, "volcano lava"),
+        sub(2, "football penalties"),
+        sub(3, outlet="Other"),
+        sub(4, outlet="daily test"),
+        sub(5),
+    ]
     found = {m.subscription.id: m for m in match_subscriptions(article, passages, subs, 0.3)}
     assert sorted(found) == [1, 4, 5]
     assert "volcano erupted" in found[1].quote
@@ -223,15 +250,25 @@ def test_topic_matching_with_the_real_model(real_embedder) -> None:  # type: ign
     from bot.alerts.settings import AlertSettings
 
     threshold = AlertSettings(_env_file=None).topic_threshold(real_embedder.name)  # type: ignore[call-arg]
-    quake = ["A strong tremor shook the coastal city at dawn, cracking walls and toppling "
-             "chimneys. Seismologists measured a magnitude of 6.1."]
+    quake = [
+        "A strong tremor shook the coastal city at dawn, cracking walls and toppling "
+        "chimneys. Seismologists measured a magnitude of 6.1."
+    ]
     football = ["The striker scored twice in the second half and the home side won the cup."]
     topic = real_embedder.encode(["earthquake"])[0]
     for text, expected in ((quake, True), (football, False)):
-        article = make_article(title="News", text=text[0], url=None, outlet=None, author=None,
-                               published=None, source=None)
-        passages = ArticlePassages(text, real_embedder.encode(text), [[(0, len(text[0]))]],
-                                   [real_embedder.encode(text)])
+        article = make_article(
+            title="News",
+            text=text[0],
+            url=None,
+            outlet=None,
+            author=None,
+            published=None,
+            source=None,
+        )
+        passages = ArticlePassages(
+            text, real_embedder.encode(text), [[(0, len(text[0]))]], [real_embedder.encode(text)]
+        )
         sub = Subscription(1, 1, 0, "earthquake", "", topic, False)
         assert bool(match_subscriptions(article, passages, [sub], threshold)) is expected
 

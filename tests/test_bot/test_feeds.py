@@ -14,12 +14,16 @@ from tests.fake_telegram import FakeChat, FakeUser
 
 ADMIN = FakeUser(id=42, first_name="Ada")
 READER = FakeUser(id=7, first_name="Rui")
-VOLCANO = ("The volcano erupted on Monday morning, sending ash over the village. Residents were "
-           "evacuated by the civil defence service.\n\nScientists said lava flows could continue "
-           "for weeks. The airport closed its runway while ash fell on the town.")
-BANK = ("The central bank raised interest rates by half a point to fight inflation. Mortgage "
-        "costs will rise for millions of households.\n\nEconomists expect one more rate rise this "
-        "year. Markets fell after the announcement by the bank governor.")
+VOLCANO = (
+    "The volcano erupted on Monday morning, sending ash over the village. Residents were "
+    "evacuated by the civil defence service.\n\nScientists said lava flows could continue "
+    "for weeks. The airport closed its runway while ash fell on the town."
+)
+BANK = (
+    "The central bank raised interest rates by half a point to fight inflation. Mortgage "
+    "costs will rise for millions of households.\n\nEconomists expect one more rate rise this "
+    "year. Markets fell after the announcement by the bank governor."
+)
 SHARED = sorted(p for p in FEEDS_DIR.iterdir() if not p.name.startswith("LICENSE"))
 
 
@@ -48,7 +52,9 @@ async def test_first_poll_indexes_backlog_then_conditional_get(tmp_path: Path) -
     """The backlog is indexed without alerts; unchanged feeds answer 304 to conditional GETs;
     a new entry is searchable right after the poll and alerts subscribers."""
     async with alerts_stack(tmp_path) as stack:
-        url = stack.feeds.serve("medium.rss", (FEEDS_DIR / "medium-content-encoded.rss").read_bytes())
+        url = stack.feeds.serve(
+            "medium.rss", (FEEDS_DIR / "medium-content-encoded.rss").read_bytes()
+        )
         conv = Conversation(stack.api, FakeChat.private(READER), READER)
         await conv.send("/subscribe")
         feed, created, report = await stack.alerts.add_feed(url)
@@ -60,8 +66,17 @@ async def test_first_poll_indexes_backlog_then_conditional_get(tmp_path: Path) -
         headers = [h for p, h, _ in stack.feeds.requests if p == "medium.rss"][-1]
         assert headers.get("If-None-Match") and headers.get("If-Modified-Since")
 
-        await feed_with(stack, "medium.rss", [{"title": "Volcano erupts near village",
-                                               "link": "http://news.test/volcano", "text": VOLCANO}])
+        await feed_with(
+            stack,
+            "medium.rss",
+            [
+                {
+                    "title": "Volcano erupts near village",
+                    "link": "http://news.test/volcano",
+                    "text": VOLCANO,
+                }
+            ],
+        )
         stack.alerts.storage.update_feed(feed.id, next_poll_at=0)
         [new] = await stack.alerts.poll_now()
         assert new.added == ["Volcano erupts near village"] and new.alerts == 1
@@ -77,8 +92,11 @@ async def test_ttl_and_cache_control_raise_the_interval(tmp_path: Path) -> None:
     """A feed's <ttl> or Cache-Control max-age lengthens its polling interval."""
     async with alerts_stack(tmp_path, feed_poll_interval=60) as stack:
         ttl_url = stack.feeds.serve("ttl.rss", rss("T", [{"title": "a", "text": BANK}], ttl=30))
-        cc_url = stack.feeds.serve("cc.rss", rss("C", [{"title": "b", "text": VOLCANO}]),
-                                   cache_control="public, max-age=7200")
+        cc_url = stack.feeds.serve(
+            "cc.rss",
+            rss("C", [{"title": "b", "text": VOLCANO}]),
+            cache_control="public, max-age=7200",
+        )
         plain_url = stack.feeds.serve("plain.rss", rss("P", [{"title": "c", "text": BANK + "!"}]))
         for url, expected in ((ttl_url, 1800), (cc_url, 7200), (plain_url, 60)):
             feed, _, _ = await stack.alerts.add_feed(url)
@@ -88,8 +106,9 @@ async def test_ttl_and_cache_control_raise_the_interval(tmp_path: Path) -> None:
 async def test_errors_back_off_then_pause_and_tell_admins(tmp_path: Path) -> None:
     """Failures back off exponentially; after FEED_MAX_FAILURES the feed is paused, admins
     get a message saying why, and /feeds shows it."""
-    async with alerts_stack(tmp_path, admin_ids=(ADMIN.id,), feed_max_failures=3,
-                            feed_poll_interval=10) as stack:
+    async with alerts_stack(
+        tmp_path, admin_ids=(ADMIN.id,), feed_max_failures=3, feed_poll_interval=10
+    ) as stack:
         admin = Conversation(stack.api, FakeChat.private(ADMIN), ADMIN)
         url = await feed_with(stack, "flaky.rss", [{"title": "a", "text": BANK}])
         feed, _, _ = await stack.alerts.add_feed(url)
@@ -114,16 +133,28 @@ async def test_redirects_give_canonical_urls_and_teasers_get_their_page(tmp_path
     """A permanently moved feed is followed; a teaser entry's page is fetched (through its
     redirect) and its main text indexed under the page's final URL."""
     async with alerts_stack(tmp_path) as stack:
-        page = ("<html><head><title>Ash cloud grounds flights</title></head><body><article>"
-                "<h1>Ash cloud grounds flights</h1>" + "".join(
-                    f"<p>{p}</p>" for p in VOLCANO.split("\n\n")) +
-                "<p>Airlines cancelled hundreds of flights across the region on Tuesday.</p>"
-                "</article></body></html>")
+        page = (
+            "<html><head><title>Ash cloud grounds flights</title></head><body><article>"
+            "<h1>Ash cloud grounds flights</h1>"
+            + "".join(f"<p>{p}</p>" for p in VOLCANO.split("\n\n"))
+            + "<p>Airlines cancelled hundreds of flights across the region on Tuesday.</p>"
+            "</article></body></html>"
+        )
         stack.feeds.serve("articles/ash.html", page, content_type="text/html")
         stack.feeds.redirect("go/ash", stack.feeds.url("articles/ash.html"), status=302)
-        stack.feeds.serve("new/feed.rss", rss("Moved Outlet", [
-            {"title": "Ash cloud grounds flights", "link": stack.feeds.url("go/ash"),
-             "summary": "Flights grounded."}]))
+        stack.feeds.serve(
+            "new/feed.rss",
+            rss(
+                "Moved Outlet",
+                [
+                    {
+                        "title": "Ash cloud grounds flights",
+                        "link": stack.feeds.url("go/ash"),
+                        "summary": "Flights grounded.",
+                    }
+                ],
+            ),
+        )
         old = stack.feeds.redirect("old/feed.rss", stack.feeds.url("new/feed.rss"), status=301)
         feed, _, report = await stack.alerts.add_feed(old)
         assert feed.url == stack.feeds.url("new/feed.rss")
@@ -145,8 +176,11 @@ async def test_duplicates_by_url_text_and_near_copy_alert_once(tmp_path: Path) -
         f2, _, r2 = await stack.alerts.add_feed(two)
         assert r2.duplicates == ["old"]  # same text as feed one's backlog
         story = {"title": "Volcano erupts near village", "link": "http://a.test/v", "text": VOLCANO}
-        copy = {"title": "Village evacuated as volcano erupts", "link": "http://b.test/v2",
-                "text": VOLCANO.replace("Monday", "Monday, officials said,") + " Reporting by B."}
+        copy = {
+            "title": "Village evacuated as volcano erupts",
+            "link": "http://b.test/v2",
+            "text": VOLCANO.replace("Monday", "Monday, officials said,") + " Reporting by B.",
+        }
         await feed_with(stack, "one.rss", [story])
         await feed_with(stack, "two.rss", [story, copy])
         for feed in (f1, f2):
@@ -154,7 +188,9 @@ async def test_duplicates_by_url_text_and_near_copy_alert_once(tmp_path: Path) -
         reports = await stack.alerts.poll_now()
         assert sum(r.alerts for r in reports) == 1
         assert sorted(t for r in reports for t in r.duplicates) == [
-            "Village evacuated as volcano erupts", "Volcano erupts near village"]
+            "Village evacuated as volcano erupts",
+            "Volcano erupts near village",
+        ]
         await conv.wait_for(lambda m: "erupts" in m.text)
         await stack.api.wait_until(lambda: stack.api.is_settled(0.3), 5)
         assert len([m for m in conv.messages if "erupts" in m.text]) == 1

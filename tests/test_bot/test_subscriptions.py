@@ -112,10 +112,17 @@ async def test_forum_topic_gets_its_alerts_and_buttons_work(tmp_path: Path) -> N
         stack.api.set_member_status(forum.id, ANN.id, "creator")
         [reply] = await conv.send("/subscribe volcano", thread_id=77)
         assert reply.thread_id == 77
-        await publish(stack, [{"title": "Volcano erupts near village",
-                               "link": "http://a.test/v", "text": VOLCANO},
-                              {"title": "Bank raises rates", "link": "http://a.test/b",
-                               "text": BANK}])
+        await publish(
+            stack,
+            [
+                {
+                    "title": "Volcano erupts near village",
+                    "link": "http://a.test/v",
+                    "text": VOLCANO,
+                },
+                {"title": "Bank raises rates", "link": "http://a.test/b", "text": BANK},
+            ],
+        )
         alert = await conv.wait_for(lambda m: "Volcano erupts" in m.text)
         assert alert.thread_id == 77
         assert "Why you got this: you follow “volcano”" in alert.text
@@ -131,8 +138,16 @@ async def test_forum_topic_gets_its_alerts_and_buttons_work(tmp_path: Path) -> N
 
         await conv.press("Mute")
         assert conv.last_callback_answer and "Muted" in conv.last_callback_answer["text"]
-        await publish(stack, [{"title": "Second volcano erupts", "link": "http://a.test/v2",
-                               "text": VOLCANO.replace("village", "town") + " More ash fell."}])
+        await publish(
+            stack,
+            [
+                {
+                    "title": "Second volcano erupts",
+                    "link": "http://a.test/v2",
+                    "text": VOLCANO.replace("village", "town") + " More ash fell.",
+                }
+            ],
+        )
         [listing] = await conv.send("/subscriptions", thread_id=77)
         assert "(muted)" in listing.text
         assert not [m for m in conv.messages if "Second volcano" in m.text]
@@ -147,8 +162,9 @@ async def test_feeds_command_is_for_admins(tmp_path: Path) -> None:
         assert "Only the bot's admins" in reply.text
         [reply] = await admin.send("/feeds")
         assert "No feeds yet" in reply.text
-        url = stack.feeds.serve("f.rss", rss("Daily Test", [{"title": "Bank raises rates",
-                                                            "text": BANK}]))
+        url = stack.feeds.serve(
+            "f.rss", rss("Daily Test", [{"title": "Bank raises rates", "text": BANK}])
+        )
         [reply] = await admin.send(f"/feeds add {url}")
         assert "Added Daily Test" in reply.text and "1 new articles indexed" in reply.text
         [reply] = await admin.send("/feeds")

@@ -1,0 +1,78 @@
+"""Command line of the alerts feature.
+
+python -m bot.alerts send [--until-empty]   drain the outbox (BOT_TOKEN, BOT_API_URL)
+python -m bot.alerts bench                  sender throughput and outbox overhead
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+
+from bot.alerts.sender import OutboxSender
+from bot.alerts.settings import AlertSettings
+from bot.storage import Storage
+
+
+async def send(args: argparse.Namespace) -> int:
+    settings = AlertSettings()
+    token = os.environ.get("BOT_TOKEN")
+    if not token:
+        print("BOT_TOKEN is not set: export the bot's token first.", file=sys.stderr)
+        return 2
+    api = os.environ.get("BOT_API_URL")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api)) if api else AiohttpSession()
+    bot = Bot(token, session=session)
+    storage = Storage(Path(args.db) if args.db else settings.data_dir / "bot.sqlite3")
+    sender = OutboxSender(
+        storage,
+        bot,
+        rate=settings.alert_rate,
+        chat_interval=settings.alert_chat_interval,
+        concurrency=settings.alert_concurrency,
+        max_attempts=settings.alert_max_attempts,
+    )
+    try:
+        await sender.run(until_empty=args.until_empty)
+    finally:
+        await bot.session.close()
+        storage.close()
+    print(
+        f"sent {sender.stats.sent}, failed {sender.stats.failed}, "
+        f"deactivated {sender.stats.deactivated}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.alerts",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    sender = commands.add_parser("send", help="send what the outbox holds")
+    sender.add_argument("--db", help="bot.sqlite3 (default: DATA_DIR/bot.sqlite3)")
+    sender.add_argument("--until-empty", action="store_true", help="exit when nothing is due")
+    bench = commands.add_parser("bench", help="one article to many subscribers, timed")
+    bench.add_argument("--subscribers", type=int, default=10_000)
+    bench.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "send":
+        return asyncio.run(send(args))
+    from bot.alerts.bench import run
+
+    return asyncio.run(run(args.subscribers, args.concurrency))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
