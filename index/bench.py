@@ -37,8 +37,9 @@ def load_corpus(folder: str) -> list[Article]:
     return articles
 
 
-def run_bench(folder: str, settings: IndexSettings, sizes: list[int], queries: int,
-              ingest_articles: int = 400) -> int:
+def run_bench(
+    folder: str, settings: IndexSettings, sizes: list[int], queries: int, ingest_articles: int = 400
+) -> int:
     articles = load_corpus(folder)
     print(f"corpus: {len(articles)} articles from {folder}")
     with tempfile.TemporaryDirectory(prefix="index-bench-") as data_dir:
@@ -52,8 +53,10 @@ def run_bench(folder: str, settings: IndexSettings, sizes: list[int], queries: i
         started = time.perf_counter()
         core.embedder.encode(texts)
         raw = time.perf_counter() - started
-        print(f"\ningestion of {len(sample)} articles, {report.passages} passages "
-              f"({len(texts)} texts embedded):")
+        print(
+            f"\ningestion of {len(sample)} articles, {report.passages} passages "
+            f"({len(texts)} texts embedded):"
+        )
         print(f"  pipeline      {report.passages / pipeline:8.1f} passages/s  ({pipeline:.1f} s)")
         print(f"  raw encode    {report.passages / raw:8.1f} passages/s  ({raw:.1f} s)")
         print(f"  overhead      {100 * (pipeline - raw) / raw:8.1f} %")
@@ -70,8 +73,10 @@ def run_bench(folder: str, settings: IndexSettings, sizes: list[int], queries: i
                 latencies.append(1000 * (time.perf_counter() - started))
             latencies.sort()
             p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-            print(f"  {core.vectors.count:>9} {statistics.median(latencies):>8.1f} "
-                  f"{p99:>8.1f} {statistics.fmean(latencies):>8.1f}")
+            print(
+                f"  {core.vectors.count:>9} {statistics.median(latencies):>8.1f} "
+                f"{p99:>8.1f} {statistics.fmean(latencies):>8.1f}"
+            )
         core.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak memory (RSS): {peak:.0f} MB")
@@ -97,8 +102,11 @@ def _questions(articles: list[Article], count: int) -> list[str]:
 def _fill(core: IndexCore, size: int) -> None:
     """Add synthetic articles until the index holds ``size`` passages."""
     rows = list(core.store.passages(core.store.passage_ids()[:5000]).values())
-    pool = [(row.text[a:b], row.sentence_vectors[i])
-            for row in rows for i, (a, b) in enumerate(row.sentences)]
+    pool = [
+        (row.text[a:b], row.sentence_vectors[i])
+        for row in rows
+        for i, (a, b) in enumerate(row.sentences)
+    ]
     rng = random.Random(size)
     number = 0
     while core.vectors.count < size:
@@ -107,7 +115,7 @@ def _fill(core: IndexCore, size: int) -> None:
         paragraphs, passages, vectors, sentence_vectors = [], [], [], []
         offset = 0
         for p in range(5):
-            chosen = picks[4 * p: 4 * p + 4]
+            chosen = picks[4 * p : 4 * p + 4]
             text = " ".join(s for s, _ in chosen)
             spans, cursor = [], 0
             for sentence, _ in chosen:
@@ -119,11 +127,19 @@ def _fill(core: IndexCore, size: int) -> None:
             vectors.append(normalise(matrix.mean(axis=0, keepdims=True))[0])
             paragraphs.append(text)
             offset += len(text) + 2
-        article = make_article(title=f"Synthetic report {size}-{number}",
-                               text="\n\n".join(paragraphs), url=None, outlet="Synthetic",
-                               author=None, published=None, source=None)
-        passages = [Passage(article.id, p.position, p.start, p.end, p.text, p.sentences)
-                    for p in passages]
-        _, ids = core.store.replace_article(article, article.id, passages,
-                                            np.stack(vectors), sentence_vectors)
+        article = make_article(
+            title=f"Synthetic report {size}-{number}",
+            text="\n\n".join(paragraphs),
+            url=None,
+            outlet="Synthetic",
+            author=None,
+            published=None,
+            source=None,
+        )
+        passages = [
+            Passage(article.id, p.position, p.start, p.end, p.text, p.sentences) for p in passages
+        ]
+        _, ids = core.store.replace_article(
+            article, article.id, passages, np.stack(vectors), sentence_vectors
+        )
         core.vectors.add(np.array(ids, dtype=np.int64), np.stack(vectors))

@@ -43,15 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--squad", required=True, metavar="FILE")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
-    evaluate.add_argument("--refusal", action="store_true",
-                          help="SQuAD 2.0: also measure wrong refusals and wrong answers")
+    evaluate.add_argument(
+        "--refusal",
+        action="store_true",
+        help="SQuAD 2.0: also measure wrong refusals and wrong answers",
+    )
 
     bench = commands.add_parser("bench", help="ingestion throughput and query latency")
     bench.add_argument("--corpus", default="../shared/corpus/bbc-news-2005")
     bench.add_argument("--sizes", default="10000,100000", help="passage counts to measure")
     bench.add_argument("--queries", type=int, default=300)
-    bench.add_argument("--articles", type=int, default=400,
-                       help="articles ingested for the throughput figure")
+    bench.add_argument(
+        "--articles", type=int, default=400, help="articles ingested for the throughput figure"
+    )
     return parser
 
 
@@ -66,13 +70,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "eval":
         from index.evaluate import run_eval
 
-        return run_eval(args.squad, settings, as_json=args.json, limit=args.limit,
-                        refusal=args.refusal)
+        return run_eval(
+            args.squad, settings, as_json=args.json, limit=args.limit, refusal=args.refusal
+        )
     if args.command == "bench":
         from index.bench import run_bench
 
-        return run_bench(args.corpus, settings, [int(s) for s in args.sizes.split(",")],
-                         args.queries, args.articles)
+        return run_bench(
+            args.corpus,
+            settings,
+            [int(s) for s in args.sizes.split(",")],
+            args.queries,
+            args.articles,
+        )
     from index.core import IndexCore
 
     core = IndexCore.open(settings)
@@ -86,6 +96,7 @@ def _ingest(core, args) -> int:  # type: ignore[no-untyped-def]
     from tqdm import tqdm
 
     with tqdm(total=0, unit="file", desc="ingesting", file=sys.stderr) as bar:
+
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.n = done
@@ -101,8 +112,9 @@ def _ingest(core, args) -> int:  # type: ignore[no-untyped-def]
 def _ask(core, args) -> int:  # type: ignore[no-untyped-def]
     from index.models import SearchFilters
 
-    filters = SearchFilters(outlets=tuple(args.outlet), since=args.since, until=args.until,
-                            prefer_recent=args.recent)
+    filters = SearchFilters(
+        outlets=tuple(args.outlet), since=args.since, until=args.until, prefer_recent=args.recent
+    )
     result = core.search(args.question, k=max(args.k, 1), filters=filters)
     if args.json:
         print(json.dumps([hit.to_json() for hit in result.hits], ensure_ascii=False, indent=2))
@@ -111,8 +123,7 @@ def _ask(core, args) -> int:  # type: ignore[no-untyped-def]
         print("Nothing relevant found. Try other words, or fewer filters.")
         return 0
     for number, hit in enumerate(result.hits, start=1):
-        source = ", ".join(
-            str(part) for part in (hit.outlet, hit.published, hit.author) if part)
+        source = ", ".join(str(part) for part in (hit.outlet, hit.published, hit.author) if part)
         print(f"{number}. {hit.title}" + (f" ({source})" if source else ""))
         if hit.url:
             print(f"   {hit.url}")
@@ -123,13 +134,15 @@ def _ask(core, args) -> int:  # type: ignore[no-untyped-def]
 def _stats(core, args) -> int:  # type: ignore[no-untyped-def]
     stats = core.stats()
     last = f"{stats.last_ingest:%Y-%m-%d %H:%M} UTC" if stats.last_ingest else "never"
-    print(f"articles     {stats.articles}\n"
-          f"passages     {stats.passages}\n"
-          f"outlets      {stats.outlets}\n"
-          f"vectors      {stats.vectors}\n"
-          f"model        {stats.model} ({stats.dimension} dimensions)\n"
-          f"index file   {stats.index_bytes / 1e6:.1f} MB, built {stats.built_at:%Y-%m-%d %H:%M}\n"
-          f"last ingest  {last}")
+    print(
+        f"articles     {stats.articles}\n"
+        f"passages     {stats.passages}\n"
+        f"outlets      {stats.outlets}\n"
+        f"vectors      {stats.vectors}\n"
+        f"model        {stats.model} ({stats.dimension} dimensions)\n"
+        f"index file   {stats.index_bytes / 1e6:.1f} MB, built {stats.built_at:%Y-%m-%d %H:%M}\n"
+        f"last ingest  {last}"
+    )
     return 0
 
 
@@ -137,14 +150,17 @@ def _reindex(core, args) -> int:  # type: ignore[no-untyped-def]
     from tqdm import tqdm
 
     with tqdm(total=0, unit="passage", desc="re-embedding", file=sys.stderr) as bar:
+
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.n = done
             bar.refresh()
 
         report = core.reindex(progress)
-    print(f"reindexed {report.articles} articles, {report.passages} passages "
-          f"in {report.seconds:.1f} s")
+    print(
+        f"reindexed {report.articles} articles, {report.passages} passages "
+        f"in {report.seconds:.1f} s"
+    )
     return 0
 
 
@@ -157,5 +173,10 @@ def _remove(core, args) -> int:  # type: ignore[no-untyped-def]
     return 0
 
 
-_COMMANDS = {"ingest": _ingest, "ask": _ask, "stats": _stats, "reindex": _reindex,
-             "remove": _remove}
+_COMMANDS = {
+    "ingest": _ingest,
+    "ask": _ask,
+    "stats": _stats,
+    "reindex": _reindex,
+    "remove": _remove,
+}

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +20,12 @@ import numpy as np
 
 from index import formats
 from index.chunking import chunk_article
-from index.embedding import Embedder, SentenceTransformerEmbedder, passage_input, sentence_inputs
+from index.embedding import (
+    Embedder,
+    SentenceTransformerEmbedder,
+    passage_vector,
+    sentence_inputs,
+)
 from index.errors import ArticleIndexError, InputError
 from index.fetch import fetch, is_url
 from index.models import (
@@ -36,14 +41,14 @@ from index.search import (
     DEFAULT_MIN_RELEVANCE,
     DEFAULT_RECIPE,
     Recipe,
-    match_expression,
     rank,
+    relevance,
     terms,
     to_hit,
     wants_recent,
 )
 from index.settings import IndexSettings
-from index.store import Store
+from index.store import Store, match_expression
 from index.vectors import StaleIndexError, VectorIndex
 
 log = logging.getLogger(__name__)
@@ -62,7 +67,11 @@ class IndexCore:
     """Articles in, ranked passages out. Create with ``IndexCore.open``."""
 
     def __init__(
-        self, settings: IndexSettings, store: Store, vectors: VectorIndex, embedder: Embedder,
+        self,
+        settings: IndexSettings,
+        store: Store,
+        vectors: VectorIndex,
+        embedder: Embedder,
         recipe: Recipe = DEFAULT_RECIPE,
     ) -> None:
         self.settings = settings
@@ -71,8 +80,7 @@ class IndexCore:
         self.embedder = embedder
         self.recipe = recipe
         self.min_relevance = (
-            settings.min_relevance if settings.min_relevance is not None
-            else DEFAULT_MIN_RELEVANCE
+            settings.min_relevance if settings.min_relevance is not None else DEFAULT_MIN_RELEVANCE
         )
         self._write_lock = threading.Lock()
         self._reindex_lock = threading.Lock()
@@ -97,16 +105,20 @@ class IndexCore:
         stored_model = self.store.get_meta("vectors_model")
         if counts["passages"] and stored_model != self.embedder.name:
             log.warning(
-                "Re-embedding %s passages: they were embedded with %r, the configured "
-                "model is %r", counts["passages"], stored_model, self.embedder.name,
+                "Re-embedding %s passages: they were embedded with %r, the configured model is %r",
+                counts["passages"],
+                stored_model,
+                self.embedder.name,
             )
             self._reembed_all(None)
             counts = self.store.counts()
         self.store.set_meta("vectors_model", self.embedder.name)
         try:
             self.vectors = VectorIndex.load(
-                self.index_path, model=self.embedder.name,
-                count=int(counts["passages"]), id_sum=int(counts["id_sum"]),  # type: ignore[call-overload]
+                self.index_path,
+                model=self.embedder.name,
+                count=int(counts["passages"]),
+                id_sum=int(counts["id_sum"]),  # type: ignore[call-overload]
             )
         except StaleIndexError as reason:
             if counts["passages"] or self.index_path.exists():
@@ -155,8 +167,9 @@ class IndexCore:
 
     def _read(self, source: str) -> list[Article]:
         if is_url(source):
-            page = fetch(source, max_bytes=self.settings.max_input_bytes,
-                         timeout=self.settings.fetch_timeout)
+            page = fetch(
+                source, max_bytes=self.settings.max_input_bytes, timeout=self.settings.fetch_timeout
+            )
             name = "page.html" if "html" in page.content_type else page.url.rsplit("/", 1)[-1]
             return formats.parse(name, page.data, url=page.url)
         path = Path(source)
@@ -190,13 +203,16 @@ class IndexCore:
             embedded = self._embed([(a.title, p) for a, _, ps in batch for p in ps])
             offset = 0
             for article, digest, passages in batch:
-                vectors, sentences = embedded[0][offset:offset + len(passages)], \
-                    embedded[1][offset:offset + len(passages)]
+                vectors, sentences = (
+                    embedded[0][offset : offset + len(passages)],
+                    embedded[1][offset : offset + len(passages)],
+                )
                 offset += len(passages)
                 with self._write_lock:
                     existed = self.store.content_hash(article.id) is not None
                     removed, new_ids = self.store.replace_article(
-                        article, digest, passages, vectors, sentences)
+                        article, digest, passages, vectors, sentences
+                    )
                     self.vectors.remove(removed)
                     self.vectors.add(np.array(new_ids, dtype=np.int64), vectors)
                 (report.updated if existed else report.added).append(article.title)
@@ -206,18 +222,19 @@ class IndexCore:
             self.save()
         return report
 
-    def _embed(
-        self, items: Sequence[tuple[str, Passage]]
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Passage vectors and, per passage, its sentence vectors, in one model call."""
-        texts = [passage_input(title, p.text) for title, p in items]
+    def _embed(self, items: Sequence[tuple[str, Passage]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage vectors and, per passage, its sentence vectors, from one model call over
+        the sentences (a passage's vector is the mean of its sentences')."""
+        texts: list[str] = []
         bounds = []
         for title, passage in items:
             sentences = sentence_inputs(title, passage.text, passage.sentences)
             bounds.append((len(texts), len(texts) + len(sentences)))
             texts += sentences
         vectors = self.embedder.encode(texts)
-        return vectors[: len(items)], [vectors[a:b] for a, b in bounds]
+        sentence_vectors = [vectors[a:b] for a, b in bounds]
+        passage_vectors = np.stack([passage_vector(v) for v in sentence_vectors])
+        return passage_vectors, sentence_vectors
 
     # -- search ---------------------------------------------------------------------------
 
@@ -232,42 +249,53 @@ class IndexCore:
         return self.search_vector(question, query, k=k, offset=offset, filters=filters)
 
     def search_vector(
-        self, question: str, query: np.ndarray, *, k: int = 3, offset: int = 0,
-        filters: SearchFilters | None = None, per_article: int | None = None,
+        self,
+        question: str,
+        query: np.ndarray,
+        *,
+        k: int = 3,
+        offset: int = 0,
+        filters: SearchFilters | None = None,
     ) -> SearchResult:
         """``search`` with the question already embedded (batch evaluation uses this)."""
         recipe = self.recipe
-        vectors = self.vectors  # a rebuild may swap self.vectors meanwhile
         allowed = None
         if filters and (filters.outlets or filters.since or filters.until):
             allowed = self.store.allowed_ids(filters)
             if not len(allowed):
                 return SearchResult(hits=[], refused=True)
-        ids, scores = vectors.search(query, recipe.candidates, allowed)
-        dense = {int(i): float(s) for i, s in zip(ids, scores, strict=True)}
+        # A rebuild may swap self.vectors meanwhile; this search keeps the one it read.
+        ids, _ = self.vectors.search(query, recipe.candidates, allowed)
+        candidates = set(ids.tolist())
         words = terms(question)
         keyword: dict[int, float] = {}
         if words:
             weights = (recipe.title_weight, recipe.body_weight)
             match = match_expression(words)
             keyword = dict(self.store.keyword_search(match, recipe.candidates, filters, weights))
-            keyword.update(self.store.keyword_scores(
-                match, [i for i in dense if i not in keyword], weights))
-        keyword_only = np.array([i for i in keyword if i not in dense], dtype=np.int64)
-        if len(keyword_only):
-            dense.update(zip(keyword_only.tolist(),
-                             (vectors.vectors(keyword_only) @ query).tolist(), strict=True))
-        rows = self.store.passages(list(dense))
-        if per_article is not None:
-            recipe = replace(recipe, per_article=per_article)
+            dense_only = [i for i in candidates if i not in keyword]
+            keyword.update(self.store.keyword_scores(match, dense_only, weights))
+            candidates.update(keyword)
         prefer_recent = bool(filters and filters.prefer_recent) or wants_recent(question)
-        ranked = rank(query, rows, dense, keyword, recipe,
-                      recent_from=datetime.now(UTC).date() if prefer_recent else None)
-        if not ranked or ranked[0].score < self.min_relevance:
+        ranked = rank(
+            query,
+            self.store.passages(sorted(candidates)),
+            keyword,
+            recipe,
+            recent_from=datetime.now(UTC).date() if prefer_recent else None,
+        )
+        if not ranked:
             return SearchResult(hits=[], refused=True)
-        page = ranked[offset: offset + k]
+        top = ranked[0]
+        found = self.store.words_found(words, top.row.id) if words else 0
+        top_relevance = relevance(top, found, len(words), recipe)
+        if top_relevance < self.min_relevance:
+            return SearchResult(hits=[], refused=True, relevance=top_relevance)
+        page = ranked[offset : offset + k]
         return SearchResult(
-            hits=[to_hit(c, words) for c in page], has_more=len(ranked) > offset + k
+            hits=[to_hit(c, words) for c in page],
+            has_more=len(ranked) > offset + k,
+            relevance=top_relevance,
         )
 
     # -- reading and removal --------------------------------------------------------------
@@ -322,13 +350,18 @@ class IndexCore:
                 fresh.remove(np.array(sorted(built - current), dtype=np.int64))
                 missing = sorted(current - built)
                 if missing:  # ingested during the rebuild, embedded by the current model
-                    fresh.add(np.array(missing, dtype=np.int64),
-                              self.vectors.vectors(np.array(missing, dtype=np.int64)))
+                    fresh.add(
+                        np.array(missing, dtype=np.int64),
+                        self.vectors.vectors(np.array(missing, dtype=np.int64)),
+                    )
                 self.vectors = fresh
                 self.save()
             counts = self.store.counts()
-            return ReindexReport(int(counts["articles"]), fresh.count,  # type: ignore[call-overload]
-                                 time.perf_counter() - started)
+            return ReindexReport(
+                int(counts["articles"]),
+                fresh.count,  # type: ignore[call-overload]
+                time.perf_counter() - started,
+            )
         finally:
             self._reindex_lock.release()
 
@@ -340,8 +373,10 @@ class IndexCore:
         if progress:
             progress(0, total)
         for rows in self.store.iter_passages_for_embedding():
-            items = [(title, Passage("", 0, 0, len(text), text, tuple(spans)))
-                     for _, title, text, spans in rows]
+            items = [
+                (title, Passage("", 0, 0, len(text), text, tuple(spans)))
+                for _, title, text, spans in rows
+            ]
             vectors, sentences = self._embed(items)
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             with self._write_lock:
@@ -365,8 +400,11 @@ def _expand(sources: Iterable[str]) -> Iterable[str]:
         path = Path(source)
         if not is_url(source) and path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and not child.name.startswith(".") and \
-                        child.suffix.lower() in formats.SUPPORTED_EXTENSIONS:
+                if (
+                    child.is_file()
+                    and not child.name.startswith(".")
+                    and child.suffix.lower() in formats.SUPPORTED_EXTENSIONS
+                ):
                     yield str(child)
         else:
             yield source
@@ -393,6 +431,12 @@ def _batches(
 
 
 def _content_hash(article: Article) -> str:
-    fields = (article.title, article.text, article.url, article.outlet, article.author,
-              article.published.isoformat() if article.published else None)
+    fields = (
+        article.title,
+        article.text,
+        article.url,
+        article.outlet,
+        article.author,
+        article.published.isoformat() if article.published else None,
+    )
     return hashlib.sha256(repr(fields).encode()).hexdigest()

@@ -20,8 +20,9 @@ import numpy as np
 
 from index.core import IndexCore
 from index.formats import make_article
-from index.search import match_expression, terms
+from index.search import terms
 from index.settings import IndexSettings
+from index.store import match_expression
 
 CUTOFFS = (1, 5, 10)
 
@@ -40,8 +41,15 @@ def load_squad(path: str) -> tuple[list, list[Question]]:  # type: ignore[type-a
     for entry in data:
         title = entry["title"].replace("_", " ")
         for paragraph in entry["paragraphs"]:
-            article = make_article(title=title, text=paragraph["context"], url=None,
-                                   outlet="SQuAD", author=None, published=None, source=path)
+            article = make_article(
+                title=title,
+                text=paragraph["context"],
+                url=None,
+                outlet="SQuAD",
+                author=None,
+                published=None,
+                source=path,
+            )
             articles.append(article)
             questions += [
                 Question(qa["question"], article.id, not qa.get("is_impossible", False))
@@ -69,15 +77,18 @@ def run_eval(
     questions = questions[:limit] if limit else questions
     with tempfile.TemporaryDirectory(prefix="squad-eval-") as folder:
         eval_settings = settings.model_copy(
-            update={"data_dir": Path(folder), "passage_chars": 100_000})
+            update={"data_dir": Path(folder), "passage_chars": 100_000}
+        )
         core = IndexCore.open(eval_settings)
         started = time.perf_counter()
         core.add_articles(articles)
         ingest_seconds = time.perf_counter() - started
         core.min_relevance = -math.inf  # rank everything; thresholds are judged below
         core.recipe = replace(core.recipe, per_article=1)
-        owner = {pid: row.article_id for pid, row in core.store.passages(
-            core.store.passage_ids()).items()}
+        owner = {
+            pid: row.article_id
+            for pid, row in core.store.passages(core.store.passage_ids()).items()
+        }
         started = time.perf_counter()
         vectors = core.embedder.encode([q.text for q in questions])
         ranks: dict[str, list[int | None]] = {"dense": [], "keyword": [], "hybrid": []}
@@ -86,24 +97,36 @@ def run_eval(
             ids, _ = core.vectors.search(vector, 10)
             ranks["dense"].append(_rank_of(question.article_id, [owner[int(i)] for i in ids]))
             words = terms(question.text)
-            keyword = core.store.keyword_search(
-                match_expression(words), 10, None,
-                (core.recipe.title_weight, core.recipe.body_weight)) if words else []
-            ranks["keyword"].append(
-                _rank_of(question.article_id, [owner[i] for i, _ in keyword]))
+            keyword = (
+                core.store.keyword_search(
+                    match_expression(words),
+                    10,
+                    None,
+                    (core.recipe.title_weight, core.recipe.body_weight),
+                )
+                if words
+                else []
+            )
+            ranks["keyword"].append(_rank_of(question.article_id, [owner[i] for i, _ in keyword]))
             result = core.search_vector(question.text, vector, k=10)
             ranks["hybrid"].append(
-                _rank_of(question.article_id, [h.article_id for h in result.hits]))
-            top_scores.append(result.hits[0].score if result.hits else -math.inf)
+                _rank_of(question.article_id, [h.article_id for h in result.hits])
+            )
+            top_scores.append(result.relevance if result.relevance is not None else -math.inf)
         search_seconds = time.perf_counter() - started
         core.close()
     answerable = [q.answerable for q in questions]
     report: dict[str, object] = {
-        "file": path, "paragraphs": len(articles), "questions": len(questions),
+        "file": path,
+        "paragraphs": len(articles),
+        "questions": len(questions),
         "model": settings.embedding_model,
-        "ingest_seconds": round(ingest_seconds, 1), "search_seconds": round(search_seconds, 1),
-        **{name: metrics([r for r, a in zip(rs, answerable, strict=True) if a])
-           for name, rs in ranks.items()},
+        "ingest_seconds": round(ingest_seconds, 1),
+        "search_seconds": round(search_seconds, 1),
+        **{
+            name: metrics([r for r, a in zip(rs, answerable, strict=True) if a])
+            for name, rs in ranks.items()
+        },
     }
     if refusal:
         report["refusal"] = refusal_table(np.array(top_scores), np.array(answerable))
@@ -112,21 +135,26 @@ def run_eval(
 
 
 def refusal_table(scores: np.ndarray, answerable: np.ndarray) -> list[dict[str, float]]:
-    """Wrong refusals (answerable, score below threshold) and wrong answers (unanswerable,
-    at or above it) for thresholds around the current default."""
+    """Wrong refusals (answerable, top relevance below threshold) and wrong answers
+    (unanswerable, at or above it) for thresholds around the calibrated default."""
     from index.search import DEFAULT_MIN_RELEVANCE
 
     rows = []
-    for threshold in sorted({round(DEFAULT_MIN_RELEVANCE + d, 3) for d in
-                             (-0.15, -0.1, -0.05, 0.0, 0.05, 0.1, 0.15)}):
+    for threshold in sorted(
+        {round(DEFAULT_MIN_RELEVANCE + d, 3) for d in (-0.1, 0.0, 0.1, 0.2, 0.3)}
+    ):
         refused = scores < threshold
-        rows.append({
-            "threshold": threshold,
-            "wrongly_refused": round(float(refused[answerable].mean()), 4)
-            if answerable.any() else 0.0,
-            "wrongly_answered": round(float((~refused[~answerable]).mean()), 4)
-            if (~answerable).any() else 0.0,
-        })
+        rows.append(
+            {
+                "threshold": threshold,
+                "wrongly_refused": round(float(refused[answerable].mean()), 4)
+                if answerable.any()
+                else 0.0,
+                "wrongly_answered": round(float((~refused[~answerable]).mean()), 4)
+                if (~answerable).any()
+                else 0.0,
+            }
+        )
     return rows
 
 
@@ -141,12 +169,14 @@ def _format(report: dict[str, object]) -> str:
     for name in ("dense", "keyword", "hybrid"):
         m = report[name]
         assert isinstance(m, dict)
-        lines.append(f"{name:<10}" + "".join(f"{m[k]:>8.3f}" for k in
-                                              ("R@1", "R@5", "R@10", "MRR@10")))
+        lines.append(
+            f"{name:<10}" + "".join(f"{m[k]:>8.3f}" for k in ("R@1", "R@5", "R@10", "MRR@10"))
+        )
     if "refusal" in report:
         lines += ["", f"{'threshold':>10}{'wrongly refused':>18}{'wrongly answered':>18}"]
         for row in report["refusal"]:  # type: ignore[attr-defined]
-            lines.append(f"{row['threshold']:>10.3f}{row['wrongly_refused']:>18.1%}"
-                         f"{row['wrongly_answered']:>18.1%}")
+            lines.append(
+                f"{row['threshold']:>10.3f}{row['wrongly_refused']:>18.1%}"
+                f"{row['wrongly_answered']:>18.1%}"
+            )
     return "\n".join(lines)
-

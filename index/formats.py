@@ -97,8 +97,13 @@ def parse_text(text: str, *, source: str, url: str | None = None) -> Article:
     if not body:
         raise InputError("no article text after the headline")
     return make_article(
-        title=title, text=body, url=url, outlet=outlet, author=author,
-        published=published, source=source,
+        title=title,
+        text=body,
+        url=url,
+        outlet=outlet,
+        author=author,
+        published=published,
+        source=source,
     )
 
 
@@ -142,8 +147,10 @@ def parse_json(text: str, *, source: str) -> list[Article]:
                 raise InputError(f"invalid JSON on line {number}: {error.msg}") from None
     if not records:
         raise InputError("no JSON records")
-    return [_article_from_record(record, number, source) for number, record in
-            enumerate(records, start=1)]
+    return [
+        _article_from_record(record, number, source)
+        for number, record in enumerate(records, start=1)
+    ]
 
 
 def _article_from_record(record: Any, number: int, source: str) -> Article:
@@ -158,24 +165,39 @@ def _article_from_record(record: Any, number: int, source: str) -> Article:
     if not text:
         raise InputError(f"record {number} has an empty 'text'")
     return make_article(
-        title=title.strip(), text=text, url=_optional_str(record, "url"),
-        outlet=_optional_str(record, "outlet"), author=_optional_str(record, "author"),
-        published=_parse_date(record.get("published")), source=source,
+        title=title.strip(),
+        text=text,
+        url=_optional_str(record, "url"),
+        outlet=_optional_str(record, "outlet"),
+        author=_optional_str(record, "author"),
+        published=_parse_date(record.get("published")),
+        source=source,
     )
 
 
 def make_article(
-    *, title: str, text: str, url: str | None, outlet: str | None, author: str | None,
-    published: date | None, source: str | None,
+    *,
+    title: str,
+    text: str,
+    url: str | None,
+    outlet: str | None,
+    author: str | None,
+    published: date | None,
+    source: str | None,
 ) -> Article:
     """An article with its stable id: from the canonical URL, else from the content."""
     url = url.strip() if url and url.strip() else None
     key = f"url:{canonical_url(url)}" if url else f"text:{title}\n{text}"
     article_id = hashlib.sha256(key.encode()).hexdigest()[:16]
     return Article(
-        id=article_id, title=title.strip() or _headline_from(text), text=text, url=url,
-        outlet=(outlet or "").strip() or None, author=(author or "").strip() or None,
-        published=published, source=source,
+        id=article_id,
+        title=title.strip() or _headline_from(text),
+        text=text,
+        url=url,
+        outlet=(outlet or "").strip() or None,
+        author=(author or "").strip() or None,
+        published=published,
+        source=source,
     )
 
 

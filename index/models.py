@@ -83,6 +83,7 @@ class SearchResult:
     hits: list[Hit]
     refused: bool = False
     has_more: bool = False
+    relevance: float | None = None  # of the top hit, the figure the refusal is judged on
 
 
 @dataclass(slots=True)

@@ -21,36 +21,46 @@ _RECENT = re.compile(
     re.IGNORECASE,
 )
 
-STOP_WORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself
-    yourselves also many much one s t""".split()
-)
+# English function words (the usual NLTK-style list, with question words): left out of
+# keyword queries, since they match everywhere and only add noise to BM25.
+_STOP_WORDS_TEXT = """
+    i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
+    she her hers herself it its itself they them their theirs themselves what which who whom
+    this that these those am is are was were be been being have has had having do does did
+    doing a an the and but if or because as until while of at by for with about against
+    between into through during before after above below to from up down in out on off over
+    under again further then once here there when where why how all any both each few more
+    most other some such no nor not only own same so than too very s t can will just don
+    should now d ll m o re ve y ain aren couldn didn doesn hadn hasn haven isn ma mightn
+    mustn needn shan shouldn wasn weren won wouldn
+"""
+STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
 
 @dataclass(frozen=True, slots=True)
 class Recipe:
-    """Weights of the fused score (see README, "How search works")."""
+    """How candidates are gathered and scored (tuned on SQuAD v1.1, see README).
 
-    dense: float = 0.3  # cosine of question and passage (title-prefixed)
-    sentence: float = 0.4  # best cosine of question and one sentence of the passage
-    keyword: float = 0.3  # BM25 divided by the best BM25 among the candidates
-    title_weight: float = 0.5  # FTS5 column weights: title, body
+    A passage's score is ``sentence * best sentence cosine + keyword * BM25 / best BM25``:
+    the question matched against the passage's single best sentence (each embedded with
+    the headline as context), plus its keyword score relative to the best keyword match.
+    """
+
+    sentence: float = 1.0
+    keyword: float = 0.5
+    title_weight: float = 1.0  # FTS5 column weights: headline, passage text
     body_weight: float = 1.0
-    candidates: int = 100  # from each retriever
+    candidates: int = 100  # from each of the dense and the keyword retrievers
     per_article: int = 2  # passages one article may contribute to a result list
     recency_half_life_days: float = 30.0
-    recency_weight: float = 0.1
+    recency_weight: float = 0.15
+    coverage: float = 0.5  # relevance = best sentence cosine + coverage * share of words found
 
 
 DEFAULT_RECIPE = Recipe()
-# Below this fused score the top hit is not relevant enough to answer with.
-DEFAULT_MIN_RELEVANCE = 0.35
+# Refuse to answer when the top hit's relevance is below this. Calibrated on SQuAD 2.0
+# (README, "When nothing relevant is found"): about 1% of answerable questions refused.
+DEFAULT_MIN_RELEVANCE = 0.55
 
 
 def terms(question: str) -> list[str]:
@@ -62,11 +72,6 @@ def terms(question: str) -> list[str]:
     return list(seen)
 
 
-def match_expression(words: Sequence[str]) -> str:
-    """An FTS5 MATCH expression: any of the words (quoted, so none is an operator)."""
-    return " OR ".join('"' + word.replace('"', '""') + '"' for word in words)
-
-
 def wants_recent(question: str) -> bool:
     """Whether the question asks for news (so recent articles should rank higher)."""
     return bool(_RECENT.search(question))
@@ -75,16 +80,14 @@ def wants_recent(question: str) -> bool:
 @dataclass(slots=True)
 class Candidate:
     row: PassageRow
-    dense: float
-    keyword: float
-    sentence_scores: np.ndarray
+    keyword: float  # BM25 relative to the best among the candidates, 0..1
+    sentence_scores: np.ndarray  # cosine of the question with each sentence
     score: float = 0.0
 
 
 def rank(
     query: np.ndarray,
     rows: dict[int, PassageRow],
-    dense: dict[int, float],
     keyword: dict[int, float],
     recipe: Recipe = DEFAULT_RECIPE,
     recent_from: date | None = None,
@@ -94,16 +97,14 @@ def rank(
     best_keyword = max(keyword.values(), default=0.0)
     candidates = []
     for passage_id, row in rows.items():
-        sentence_scores = row.sentence_vectors @ query if len(row.sentences) else np.zeros(1)
+        sentence_scores = row.sentence_vectors @ query
         candidate = Candidate(
             row=row,
-            dense=dense.get(passage_id, 0.0),
             keyword=keyword.get(passage_id, 0.0) / best_keyword if best_keyword > 0 else 0.0,
             sentence_scores=sentence_scores,
         )
         candidate.score = (
-            recipe.dense * candidate.dense
-            + recipe.sentence * float(sentence_scores.max())
+            recipe.sentence * float(sentence_scores.max(initial=0.0))
             + recipe.keyword * candidate.keyword
         )
         if recent_from is not None and row.published is not None:
@@ -112,6 +113,13 @@ def rank(
         candidates.append(candidate)
     candidates.sort(key=lambda c: c.score, reverse=True)
     return diversify(candidates, recipe.per_article)
+
+
+def relevance(candidate: Candidate, words_found: int, words: int, recipe: Recipe) -> float:
+    """How well the passage answers at all: its best sentence cosine plus the share of the
+    question's words it contains (BM25 relative to the best says nothing absolute)."""
+    coverage = words_found / words if words else 0.0
+    return float(candidate.sentence_scores.max(initial=0.0)) + recipe.coverage * coverage
 
 
 def diversify(candidates: list[Candidate], per_article: int) -> list[Candidate]:
@@ -158,9 +166,15 @@ def to_hit(candidate: Candidate, question_terms: Sequence[str]) -> Hit:
     row = candidate.row
     start, end = quote_span(candidate, question_terms)
     return Hit(
-        article_id=row.article_id, passage_id=row.id, title=row.title, outlet=row.outlet,
-        author=row.author, published=row.published, url=row.url, passage=row.text,
-        quote=row.text[start:end], quote_span=(start, end), score=candidate.score,
+        article_id=row.article_id,
+        passage_id=row.id,
+        title=row.title,
+        outlet=row.outlet,
+        author=row.author,
+        published=row.published,
+        url=row.url,
+        passage=row.text,
+        quote=row.text[start:end],
+        quote_span=(start, end),
+        score=candidate.score,
     )
-
-

@@ -29,7 +29,8 @@ class IndexSettings(BaseSettings):
     )
     min_relevance: float | None = Field(
         None,
-        description="Refuse to answer below this relevance score; unset uses the calibrated default.",
+        description="Refuse to answer below this relevance score; "
+        "unset uses the calibrated default.",
     )
     fetch_timeout: float = Field(20.0, gt=0, description="Timeout for fetching URLs, in seconds.")
 

@@ -58,7 +58,7 @@ def _schema_v1(db: sqlite3.Connection) -> None:
         CREATE VIRTUAL TABLE passages_fts USING fts5(
             title, body, tokenize = 'porter unicode61 remove_diacritics 2'
         );
-        """
+        """,
     )
 
 
@@ -190,9 +190,19 @@ class Store:
                        url=excluded.url, outlet=excluded.outlet, author=excluded.author,
                        published=excluded.published, source=excluded.source,
                        content_hash=excluded.content_hash, updated_at=excluded.updated_at""",
-                (article.id, article.title, article.text, article.url, article.outlet,
-                 article.author, article.published.isoformat() if article.published else None,
-                 article.source, content_hash, now, now),
+                (
+                    article.id,
+                    article.title,
+                    article.text,
+                    article.url,
+                    article.outlet,
+                    article.author,
+                    article.published.isoformat() if article.published else None,
+                    article.source,
+                    content_hash,
+                    now,
+                    now,
+                ),
             )
             new_ids = []
             for passage, vector, sentence_vectors_ in zip(
@@ -201,9 +211,16 @@ class Store:
                 cursor = db.execute(
                     """INSERT INTO passages (article_id, position, start, end, text, sentences,
                            vector, sentence_vectors) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (article.id, passage.position, passage.start, passage.end, passage.text,
-                     json.dumps(passage.sentences), vector.astype(np.float32).tobytes(),
-                     sentence_vectors_.astype(np.float16).tobytes()),
+                    (
+                        article.id,
+                        passage.position,
+                        passage.start,
+                        passage.end,
+                        passage.text,
+                        json.dumps(passage.sentences),
+                        vector.astype(np.float32).tobytes(),
+                        sentence_vectors_.astype(np.float16).tobytes(),
+                    ),
                 )
                 passage_id = int(cursor.lastrowid or 0)
                 db.execute(
@@ -220,8 +237,10 @@ class Store:
 
     @staticmethod
     def _delete(db: sqlite3.Connection, article_id: str, *, keep_article: bool) -> list[int]:
-        ids = [row[0] for row in db.execute(
-            "SELECT id FROM passages WHERE article_id = ?", (article_id,))]
+        ids = [
+            row[0]
+            for row in db.execute("SELECT id FROM passages WHERE article_id = ?", (article_id,))
+        ]
         db.executemany("DELETE FROM passages_fts WHERE rowid = ?", [(i,) for i in ids])
         db.execute("DELETE FROM passages WHERE article_id = ?", (article_id,))
         if not keep_article:
@@ -233,8 +252,10 @@ class Store:
         with self.transaction() as db:
             db.executemany(
                 "UPDATE passages SET vector = ?, sentence_vectors = ? WHERE id = ?",
-                ((v.astype(np.float32).tobytes(), s.astype(np.float16).tobytes(), i)
-                 for i, v, s in rows),
+                (
+                    (v.astype(np.float32).tobytes(), s.astype(np.float16).tobytes(), i)
+                    for i, v, s in rows
+                ),
             )
 
     # -- reading --------------------------------------------------------------------------
@@ -242,7 +263,8 @@ class Store:
     def article(self, article_id: str) -> Article | None:
         row = self.db.execute(
             "SELECT id, title, text, url, outlet, author, published, source FROM articles "
-            "WHERE id = ?", (article_id,),
+            "WHERE id = ?",
+            (article_id,),
         ).fetchone()
         if row is None:
             return None
@@ -256,9 +278,7 @@ class Store:
         row = db.execute("SELECT id FROM articles WHERE id = ?", (id_or_url,)).fetchone()
         if row is None and "://" in id_or_url:
             wanted = canonical_url(id_or_url)
-            for (article_id, url) in db.execute(
-                "SELECT id, url FROM articles WHERE url IS NOT NULL"
-            ):
+            for article_id, url in db.execute("SELECT id, url FROM articles WHERE url IS NOT NULL"):
                 if canonical_url(url) == wanted:
                     return str(article_id)
         if row is None and len(id_or_url) >= 8:
@@ -275,19 +295,27 @@ class Store:
     def latest(self, limit: int) -> list[ArticleInfo]:
         return self._infos(
             "ORDER BY COALESCE(a.published, substr(a.ingested_at, 1, 10)) DESC, "
-            "a.ingested_at DESC LIMIT ?", (limit,),
+            "a.ingested_at DESC LIMIT ?",
+            (limit,),
         )
 
     def _infos(self, clause: str, args: tuple[object, ...]) -> list[ArticleInfo]:
         rows = self.db.execute(
             "SELECT a.id, a.title, a.url, a.outlet, a.author, a.published, a.ingested_at, "
-            "(SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) FROM articles a "
-            + clause, args,
+            "(SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) FROM articles a " + clause,
+            args,
         ).fetchall()
         return [
-            ArticleInfo(id=r[0], title=r[1], url=r[2], outlet=r[3], author=r[4],
-                        published=_date(r[5]), ingested_at=datetime.fromisoformat(r[6]),
-                        passages=r[7])
+            ArticleInfo(
+                id=r[0],
+                title=r[1],
+                url=r[2],
+                outlet=r[3],
+                author=r[4],
+                published=_date(r[5]),
+                ingested_at=datetime.fromisoformat(r[6]),
+                passages=r[7],
+            )
             for r in rows
         ]
 
@@ -305,10 +333,16 @@ class Store:
         articles, outlets, last = db.execute(
             "SELECT COUNT(*), COUNT(DISTINCT outlet), MAX(updated_at) FROM articles"
         ).fetchone()
-        passages, id_sum = db.execute("SELECT COUNT(*), COALESCE(SUM(id), 0) FROM passages")\
-            .fetchone()
-        return {"articles": articles, "outlets": outlets, "passages": passages,
-                "id_sum": id_sum, "last_ingest": datetime.fromisoformat(last) if last else None}
+        passages, id_sum = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(id), 0) FROM passages"
+        ).fetchone()
+        return {
+            "articles": articles,
+            "outlets": outlets,
+            "passages": passages,
+            "id_sum": id_sum,
+            "last_ingest": datetime.fromisoformat(last) if last else None,
+        }
 
     def passage_ids(self) -> list[int]:
         return [row[0] for row in self.db.execute("SELECT id FROM passages ORDER BY id")]
@@ -358,14 +392,24 @@ class Store:
             spans = [tuple(s) for s in json.loads(r[8])]
             vectors = np.frombuffer(r[9], dtype=np.float16).reshape(len(spans), -1)
             result[r[0]] = PassageRow(
-                id=r[0], article_id=r[1], title=r[2], outlet=r[3], author=r[4],
-                published=_date(r[5]), url=r[6], text=r[7], sentences=spans,  # type: ignore[arg-type]
+                id=r[0],
+                article_id=r[1],
+                title=r[2],
+                outlet=r[3],
+                author=r[4],
+                published=_date(r[5]),
+                url=r[6],
+                text=r[7],
+                sentences=spans,  # type: ignore[arg-type]
                 sentence_vectors=vectors.astype(np.float32),
             )
         return result
 
     def keyword_search(
-        self, match: str, limit: int, filters: SearchFilters | None,
+        self,
+        match: str,
+        limit: int,
+        filters: SearchFilters | None,
         weights: tuple[float, float],
     ) -> list[tuple[int, float]]:
         """(passage id, BM25 score, higher is better) for an FTS5 MATCH expression."""
@@ -390,9 +434,21 @@ class Store:
         marks = ",".join("?" * len(ids))
         rows = self.db.execute(
             f"SELECT rowid, -bm25(passages_fts, {weights[0]}, {weights[1]}) FROM passages_fts "
-            f"WHERE passages_fts MATCH ? AND rowid IN ({marks})", [match, *ids],
+            f"WHERE passages_fts MATCH ? AND rowid IN ({marks})",
+            [match, *ids],
         ).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def words_found(self, words: Sequence[str], passage_id: int) -> int:
+        """How many of the words (stemmed as the keyword index stems) the passage contains."""
+        return sum(
+            1
+            for word in words
+            if self.db.execute(
+                "SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? AND rowid = ?",
+                (match_word(word), passage_id),
+            ).fetchone()
+        )
 
     def allowed_ids(self, filters: SearchFilters) -> np.ndarray:
         where, args = filter_clause(filters)
@@ -401,6 +457,16 @@ class Store:
             args,
         ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
+
+
+def match_word(word: str) -> str:
+    """One word as an FTS5 string (quoted, so no word acts as an operator)."""
+    return '"' + word.replace('"', '""') + '"'
+
+
+def match_expression(words: Sequence[str]) -> str:
+    """An FTS5 MATCH expression for passages containing any of the words."""
+    return " OR ".join(match_word(word) for word in words)
 
 
 def filter_clause(filters: SearchFilters | None) -> tuple[str, list[object]]:

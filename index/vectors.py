@@ -75,7 +75,8 @@ class VectorIndex:
                 params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
             scores, ids = self._index.search(
                 np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32),
-                min(k, self.count), params=params,
+                min(k, self.count),
+                params=params,
             )
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
@@ -108,15 +109,17 @@ class VectorIndex:
         if meta.model != model:
             raise StaleIndexError(f"index was built with model {meta.model!r}, not {model!r}")
         loaded = cls(meta.dimension, meta.model, meta.built_at)
-        loaded._index = faiss.IndexIDMap2(index) if not isinstance(
-            index, faiss.IndexIDMap2) else index
+        loaded._index = (
+            faiss.IndexIDMap2(index) if not isinstance(index, faiss.IndexIDMap2) else index
+        )
         actual = loaded.meta()
         if (actual.count, actual.id_sum) != (meta.count, meta.id_sum):
             raise StaleIndexError("index file does not match its metadata")
         if (actual.count, actual.id_sum) != (count, id_sum):
             raise StaleIndexError(
                 f"index holds {actual.count} passages, the database {count}"
-                if actual.count != count else "index passage ids differ from the database"
+                if actual.count != count
+                else "index passage ids differ from the database"
             )
         return loaded
 

@@ -7,15 +7,18 @@ from index.formats import make_article
 
 
 def _article(text: str):  # type: ignore[no-untyped-def]
-    return make_article(title="T", text=text, url=None, outlet=None, author=None,
-                        published=None, source=None)
+    return make_article(
+        title="T", text=text, url=None, outlet=None, author=None, published=None, source=None
+    )
 
 
 def test_sentences_respect_abbreviations_and_initials() -> None:
     text = 'Mr. Smith met Dr. J. Doe in the U.S. capital. "Hello!" he said. 3 people came.'
     sentences = [text[a:b] for a, b in split_sentences(text)]
     assert sentences == [
-        "Mr. Smith met Dr. J. Doe in the U.S. capital.", '"Hello!" he said.', "3 people came.",
+        "Mr. Smith met Dr. J. Doe in the U.S. capital.",
+        '"Hello!" he said.',
+        "3 people came.",
     ]
 
 
@@ -25,7 +28,7 @@ def test_long_paragraph_is_split_between_sentences() -> None:
     passages = chunk_article(article, target_chars=300)
     assert len(passages) > 3
     for passage in passages:
-        assert article.text[passage.start:passage.end] == passage.text
+        assert article.text[passage.start : passage.end] == passage.text
         assert passage.text.startswith("This") and passage.text.endswith("characters.")
         assert len(passage.text) <= 300 + 300 // 4
 
@@ -35,17 +38,21 @@ def test_short_paragraphs_are_merged_and_positions_ordered() -> None:
     [passage] = chunk_article(article, target_chars=300)
     assert passage.text == article.text
     assert [passage.text[a:b] for a, b in passage.sentences] == [
-        "One short.", "Two short.", "Three short."]
+        "One short.",
+        "Two short.",
+        "Three short.",
+    ]
 
 
 def test_every_sentence_lands_whole_in_exactly_one_passage() -> None:
-    paragraphs = [" ".join(f"Sentence {p}-{s} has some words in it." for s in range(p % 7 + 1))
-                  for p in range(30)]
+    paragraphs = [
+        " ".join(f"Sentence {p}-{s} has some words in it." for s in range(p % 7 + 1))
+        for p in range(30)
+    ]
     article = _article("\n\n".join(paragraphs))
     passages = chunk_article(article, target_chars=250)
     quoted = [p.text[a:b] for p in passages for a, b in p.sentences]
-    expected = [article.text[a:b] for para in paragraphs
-                for a, b in split_sentences(para)]
+    expected = [article.text[a:b] for para in paragraphs for a, b in split_sentences(para)]
     assert len(quoted) == len(expected) == sum(p % 7 + 1 for p in range(30))
     assert [p.position for p in passages] == list(range(len(passages)))
 

@@ -32,8 +32,9 @@ def test_headline_first_text_and_markdown() -> None:
 
 
 def test_latin1_text_is_decoded_not_dropped() -> None:
-    [article] = parse("x.txt", "Price rise\n\nIt costs \u00a315.8m, caf\u00e9 owners say.".encode(
-        "latin-1"))
+    [article] = parse(
+        "x.txt", "Price rise\n\nIt costs \u00a315.8m, caf\u00e9 owners say.".encode("latin-1")
+    )
     assert "\u00a315.8m" in article.text and "caf\u00e9" in article.text
 
 
@@ -66,11 +67,22 @@ def test_html_page_main_text_and_metadata() -> None:
 
 
 def test_json_and_jsonl_records() -> None:
-    record = {"title": "T", "text": "Body.", "url": "https://x.example/1",
-              "published": "2024-01-02", "outlet": "X", "author": "Y"}
+    record = {
+        "title": "T",
+        "text": "Body.",
+        "url": "https://x.example/1",
+        "published": "2024-01-02",
+        "outlet": "X",
+        "author": "Y",
+    }
     [one] = parse("a.json", json.dumps(record).encode())
     assert (one.title, one.url, one.published, one.outlet, one.author) == (
-        "T", "https://x.example/1", date(2024, 1, 2), "X", "Y")
+        "T",
+        "https://x.example/1",
+        date(2024, 1, 2),
+        "X",
+        "Y",
+    )
     lines = "\n".join(json.dumps({**record, "url": f"https://x.example/{i}"}) for i in range(3))
     assert len(parse("a.jsonl", lines.encode())) == 3
 

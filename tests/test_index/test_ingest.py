@@ -19,12 +19,16 @@ def test_folder_is_ingested_recursively_with_a_summary(core: IndexCore, tmp_path
     write_text(tmp_path / "in" / "deeper", "b.md", "football")
     (tmp_path / "in" / "notes.pdf").write_bytes(b"%PDF")  # not an article format: skipped
     progress: list[tuple[int, int]] = []
-    report = core.ingest([str(tmp_path / "in"), str(SAMPLE)], progress=lambda d, t:
-                         progress.append((d, t)))
-    assert sorted(report.added) == sorted([
-        "Volcano erupts near village", "Cup final won on penalties",
-        core.article(report.article_ids[-1]).title,  # type: ignore[union-attr]
-    ])
+    report = core.ingest(
+        [str(tmp_path / "in"), str(SAMPLE)], progress=lambda d, t: progress.append((d, t))
+    )
+    assert sorted(report.added) == sorted(
+        [
+            "Volcano erupts near village",
+            "Cup final won on penalties",
+            core.article(report.article_ids[-1]).title,  # type: ignore[union-attr]
+        ]
+    )
     assert report.failed == [] and report.passages >= 3
     assert progress[-1] == (3, 3)
     assert _index_matches_database(core)
@@ -79,8 +83,7 @@ def test_too_large_file_is_refused_with_the_limit(core: IndexCore, tmp_path: Pat
 def test_failure_while_storing_leaves_nothing_half_ingested(
     core: IndexCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    long_text = "\n\n".join(f"Paragraph {i} about the volcano and its ash. " * 12
-                            for i in range(4))
+    long_text = "\n\n".join(f"Paragraph {i} about the volcano and its ash. " * 12 for i in range(4))
     store_article = core.store.replace_article
 
     def fail_after_two_passages(article_, digest, passages, vectors, sentences):  # type: ignore[no-untyped-def]

@@ -36,7 +36,9 @@ def test_reopening_loads_the_saved_index_without_rebuilding(
 
 
 def test_crash_between_index_and_metadata_rename_is_rebuilt_on_start(
-    core: IndexCore, settings: IndexSettings, monkeypatch: pytest.MonkeyPatch,
+    core: IndexCore,
+    settings: IndexSettings,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     core.add_articles([article("volcano")])
@@ -63,7 +65,9 @@ def test_crash_between_index_and_metadata_rename_is_rebuilt_on_start(
 
 
 def test_crash_while_writing_the_index_leaves_the_old_file_loadable(
-    core: IndexCore, settings: IndexSettings, monkeypatch: pytest.MonkeyPatch,
+    core: IndexCore,
+    settings: IndexSettings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     core.add_articles([article("volcano")])
     before = (settings.data_dir / "passages.faiss").read_bytes()

@@ -15,8 +15,10 @@ pytestmark = pytest.mark.real_model
 
 @pytest.fixture
 def real_core(tmp_path: Path, real_embedder) -> IndexCore:  # type: ignore[no-untyped-def]
-    core = IndexCore.open(IndexSettings(data_dir=tmp_path, _env_file=None),  # type: ignore[call-arg]
-                          real_embedder)
+    core = IndexCore.open(
+        IndexSettings(data_dir=tmp_path, _env_file=None),  # type: ignore[call-arg]
+        real_embedder,
+    )
     core.ingest([str(SAMPLE)])
     core.add_articles([article("volcano"), article("football"), article("bank")])
     return core
@@ -31,7 +33,9 @@ def test_the_default_model_is_the_bundled_minilm(real_embedder) -> None:  # type
 def test_paraphrased_question_finds_the_passage_without_shared_words(
     real_core: IndexCore,
 ) -> None:
-    hit = real_core.search("How many were killed or hurt by explosives since the war ended?").hits[0]
+    hit = real_core.search("How many were killed or hurt by explosives since the war ended?").hits[
+        0
+    ]
     assert hit.outlet == "Azernews"
     assert "over 200 people have become victims of mine explosions" in hit.passage
 
@@ -41,8 +45,7 @@ def test_off_topic_question_is_refused(real_core: IndexCore) -> None:
 
 
 async def test_async_facade_answers_while_ingesting(tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
-    index = await ArticleIndex.open(
-        IndexSettings(data_dir=tmp_path, _env_file=None), real_embedder)  # type: ignore[call-arg]
+    index = await ArticleIndex.open(IndexSettings(data_dir=tmp_path, _env_file=None), real_embedder)  # type: ignore[call-arg]
     await index.ingest([str(SAMPLE)])
     search, ingest = await asyncio.gather(
         index.search("Which agency is holding meetings in Europe about mines?"),

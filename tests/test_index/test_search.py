@@ -9,19 +9,20 @@ from tests.factories import article
 
 
 def _three_topics(core: IndexCore) -> None:
-    core.add_articles([
-        article("volcano", outlet="Daily Test", published=date(2024, 1, 10)),
-        article("football", outlet="Sports Wire", published=date(2024, 3, 5)),
-        article("bank", outlet="Money Times", published=date(2024, 6, 1)),
-    ])
+    core.add_articles(
+        [
+            article("volcano", outlet="Daily Test", published=date(2024, 1, 10)),
+            article("football", outlet="Sports Wire", published=date(2024, 3, 5)),
+            article("bank", outlet="Money Times", published=date(2024, 6, 1)),
+        ]
+    )
 
 
 def test_best_passage_comes_first_with_source_and_quote(core: IndexCore) -> None:
     _three_topics(core)
     [top, *_] = core.search("Did the goalkeeper save penalties in the shootout?").hits
     assert top.title == "Cup final won on penalties"
-    assert (top.outlet, top.author, top.published) == ("Sports Wire", "A. Writer",
-                                                      date(2024, 3, 5))
+    assert (top.outlet, top.author, top.published) == ("Sports Wire", "A. Writer", date(2024, 3, 5))
     assert "goalkeeper saved two penalties" in top.quote
     start, end = top.quote_span
     assert top.passage[start:end] == top.quote
@@ -37,8 +38,9 @@ def test_quote_is_one_to_three_whole_sentences(core: IndexCore) -> None:
 
 
 def test_one_article_contributes_at_most_two_passages(core: IndexCore) -> None:
-    text = "\n\n".join(f"The volcano erupted again, episode {i}. Ash fell on the village."
-                       * 8 for i in range(6))
+    text = "\n\n".join(
+        f"The volcano erupted again, episode {i}. Ash fell on the village." * 8 for i in range(6)
+    )
     core.add_articles([article("volcano", text=text), article("bank")])
     hits = core.search("volcano erupted ash village", k=5).hits
     assert sum(hit.title.startswith("Volcano") for hit in hits) == 2
@@ -49,18 +51,21 @@ def test_outlet_and_date_filters(core: IndexCore) -> None:
     question = "news about the village, the cup and interest rates"
     only_money = core.search(question, k=5, filters=SearchFilters(outlets=("money times",)))
     assert {hit.outlet for hit in only_money.hits} == {"Money Times"}
-    spring = core.search(question, k=5, filters=SearchFilters(
-        since=date(2024, 2, 1), until=date(2024, 4, 1)))
+    spring = core.search(
+        question, k=5, filters=SearchFilters(since=date(2024, 2, 1), until=date(2024, 4, 1))
+    )
     assert {hit.published for hit in spring.hits} == {date(2024, 3, 5)}
     nothing = core.search(question, filters=SearchFilters(outlets=("Nobody",)))
     assert nothing.refused and nothing.hits == []
 
 
 def test_recent_articles_rank_higher_when_the_question_asks_for_news(core: IndexCore) -> None:
-    core.add_articles([
-        article("bank", published=date(2020, 1, 1), url="https://x.example/old"),
-        article("bank", published=date.today(), url="https://x.example/new"),
-    ])
+    core.add_articles(
+        [
+            article("bank", published=date(2020, 1, 1), url="https://x.example/old"),
+            article("bank", published=date.today(), url="https://x.example/new"),
+        ]
+    )
     plain = core.search("central bank interest rates", k=2).hits
     assert {hit.url for hit in plain} == {"https://x.example/old", "https://x.example/new"}
     latest = core.search("latest news on central bank interest rates", k=2).hits
