@@ -16,9 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = ["DEFAULT_TOPIC_THRESHOLDS", "AlertSettings"]
 
 # Cosine similarity between a topic (a few words) and a passage above which the passage is
-# "about" the topic, per embedding model. Calibrated with ``python -m bot.alerts.calibrate``
-# on the BBC News corpus (see the README): the threshold with the best F1 for topic phrases
-# against the articles of their category.
+# "about" the topic, per embedding model. 0.40 for all-MiniLM-L6-v2 is a provisional value
+# from spot checks (a one-word topic against on- and off-topic passages, see
+# tests/test_bot/test_alerts.py); a calibration on a labelled set is still to be done.
 DEFAULT_TOPIC_THRESHOLDS = {"all-MiniLM-L6-v2": 0.40}
 FALLBACK_TOPIC_THRESHOLD = 0.40
 
