@@ -193,10 +193,13 @@ class TerminalSession(BaseSession):
         if self._fresh_turn:
             self.buttons.clear()
             self._fresh_turn = False
+        lines = []
         for row in markup["inline_keyboard"]:
             for button in row:
                 self.buttons.append((message_id, button))
-                self._print(f"  [{len(self.buttons)}] {button['text']}")
+                lines.append(f"  [{len(self.buttons)}] {button['text']}")
+        if lines:
+            self._print("\n".join(lines))
 
     def press(self, number: int, update_id: int) -> Update | None:
         """The update of pressing button ``number``; None (after saying why) if there is none."""

@@ -1,0 +1,116 @@
+"""Settings and the command line: one clear line per bad setting, never the token."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.__main__ import main
+from bot.log import RedactingFilter
+from bot.settings import BotSettings, SettingsError, load_settings
+
+TOKEN = "123456789:AAHsecretSECRETsecret_-xyz"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No stray BOT_* variables or .env file from the machine running the tests."""
+    for name in ("BOT_TOKEN", "ADMIN_IDS", "WEBHOOK_URL", "WEBHOOK_SECRET", "BOT_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_a_missing_token_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith("error: BOT_TOKEN is not set: get a token from @BotFather")
+    assert "python -m bot chat" in error
+
+
+def test_a_malformed_token_is_named_but_never_shown(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", "not-a-token-SECRETVALUE")
+
+    assert main([]) == 2
+
+    error = capsys.readouterr().err
+    assert error.startswith("error: BOT_TOKEN is invalid: it does not look like a BotFather token")
+    assert "SECRETVALUE" not in error
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("111,222", {111, 222}), ("[111, 222]", {111, 222}), ("", set())]
+)
+def test_admin_ids_accept_a_list_or_json(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: set[int]
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("ADMIN_IDS", raw)
+
+    assert load_settings().admin_ids == expected
+
+
+def test_malformed_settings_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("ADMIN_IDS", "111,bob")
+    with pytest.raises(SettingsError, match=r"^ADMIN_IDS is invalid: .*integer.*\.env"):
+        load_settings()
+    monkeypatch.setenv("ADMIN_IDS", "111")
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.org/telegram")
+    with pytest.raises(SettingsError, match=r"^WEBHOOK_SECRET is not set"):
+        load_settings()
+    monkeypatch.setenv("WEBHOOK_URL", "http://bot.example.org/telegram")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
+    with pytest.raises(SettingsError, match=r"^WEBHOOK_URL is invalid: Telegram only calls https"):
+        load_settings()
+
+
+def test_the_token_is_hidden_in_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+
+    settings = load_settings()
+
+    assert TOKEN not in repr(settings) and TOKEN not in str(settings.model_dump())
+    assert settings.token == TOKEN
+
+
+def test_chat_mode_needs_no_token() -> None:
+    settings = load_settings(require_token=False)
+
+    assert settings.bot_token is None
+
+
+def test_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+
+    out = capsys.readouterr().out
+    for name in BotSettings.model_fields:
+        assert name.upper() in out
+    assert "chat" in out and "healthcheck" in out
+
+
+def test_healthcheck_needs_a_fresh_heartbeat(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert main(["healthcheck"]) == 1
+    assert "no heartbeat" in capsys.readouterr().err
+
+    (tmp_path / "heartbeat").write_text(f"{time.time():.0f}\n")
+    assert main(["healthcheck"]) == 0
+
+
+def test_log_records_are_redacted() -> None:
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "url %s", (f"/bot{TOKEN}/x",), None)
+
+    RedactingFilter([TOKEN]).filter(record)
+
+    assert record.getMessage() == "url /bot[redacted]/x"
