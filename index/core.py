@@ -48,7 +48,7 @@ from index.search import (
     wants_recent,
 )
 from index.settings import IndexSettings
-from index.store import Store, match_expression
+from index.store import PassageRow, Store, match_expression
 from index.vectors import StaleIndexError, VectorIndex
 
 log = logging.getLogger(__name__)
@@ -302,6 +302,12 @@ class IndexCore:
 
     def article(self, article_id: str) -> Article | None:
         return self.store.article(article_id)
+
+    def article_passages(self, article_id: str) -> list[PassageRow]:
+        """An article's passages in reading order, with their sentence vectors."""
+        ids = self.store.article_passage_ids(article_id)
+        rows = self.store.passages(ids)
+        return [rows[i] for i in ids if i in rows]
 
     def latest(self, limit: int = 5) -> list[ArticleInfo]:
         return self.store.latest(limit)

@@ -405,6 +405,15 @@ class Store:
             )
         return result
 
+    def article_passage_ids(self, article_id: str) -> list[int]:
+        """An article's passage ids in reading order."""
+        return [
+            row[0]
+            for row in self.db.execute(
+                "SELECT id FROM passages WHERE article_id = ? ORDER BY position", (article_id,)
+            )
+        ]
+
     def keyword_search(
         self,
         match: str,

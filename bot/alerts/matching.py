@@ -16,6 +16,7 @@ import numpy as np
 
 from bot.storage import Subscription
 from index import Article, IndexCore
+from index.embedding import passage_vector
 
 __all__ = ["ArticlePassages", "Match", "article_passages", "match_subscriptions"]
 
@@ -41,28 +42,15 @@ class Match:
 
 
 def article_passages(core: IndexCore, article_id: str) -> ArticlePassages:
-    """The stored passages of an article, in order, with their vectors.
-
-    Uses the index's store directly: ``IndexCore`` has no public "passages of an article"
-    method yet (asked for in the integration notes)."""
-    ids = [
-        r[0]
-        for r in core.store.db.execute(
-            "SELECT id FROM passages WHERE article_id = ? ORDER BY position", (article_id,)
-        ).fetchall()
-    ]
-    rows = core.store.passages(ids)
-    ordered = [rows[i] for i in ids if i in rows]
-    vectors = (
-        core.vectors.vectors(np.array([r.id for r in ordered], dtype=np.int64))
-        if ordered
-        else np.zeros((0, core.embedder.dimension), np.float32)
-    )
+    """The stored passages of an article, in order, with their vectors."""
+    rows = core.article_passages(article_id)
     return ArticlePassages(
-        texts=[r.text for r in ordered],
-        vectors=np.asarray(vectors, dtype=np.float32),
-        sentences=[r.sentences for r in ordered],
-        sentence_vectors=[r.sentence_vectors for r in ordered],
+        texts=[r.text for r in rows],
+        vectors=np.stack([passage_vector(r.sentence_vectors) for r in rows])
+        if rows
+        else np.zeros((0, core.embedder.dimension), np.float32),
+        sentences=[r.sentences for r in rows],
+        sentence_vectors=[r.sentence_vectors for r in rows],
     )
 
 
