@@ -35,13 +35,22 @@ TOPICS = {
 
 
 def article(
-    topic: str = "volcano", *, outlet: str = "Daily Test", published: date | None = None,
-    url: str | None = None, text: str | None = None,
+    topic: str = "volcano",
+    *,
+    outlet: str = "Daily Test",
+    published: date | None = None,
+    url: str | None = None,
+    text: str | None = None,
 ) -> Article:
     title, body = TOPICS[topic]
     return make_article(
-        title=title, text=text or body, url=url, outlet=outlet, author="A. Writer",
-        published=published or date(2024, 5, 1), source=f"{topic}.txt",
+        title=title,
+        text=text or body,
+        url=url,
+        outlet=outlet,
+        author="A. Writer",
+        published=published or date(2024, 5, 1),
+        source=f"{topic}.txt",
     )
 
 
