@@ -19,7 +19,6 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import (
     BotCommand,
-    BotCommandScope,
     BotCommandScopeAllGroupChats,
     BotCommandScopeAllPrivateChats,
     BotCommandScopeChat,
@@ -121,7 +120,15 @@ async def set_commands(
         await _set_menu(bot, users + admins, BotCommandScopeChat(chat_id=admin_id))
 
 
-async def _set_menu(bot: Bot, commands: list[BotCommand], scope: BotCommandScope) -> None:
+MenuScope = (
+    BotCommandScopeDefault
+    | BotCommandScopeAllPrivateChats
+    | BotCommandScopeAllGroupChats
+    | BotCommandScopeChat
+)
+
+
+async def _set_menu(bot: Bot, commands: list[BotCommand], scope: MenuScope) -> None:
     """Set one menu; a refusal (e.g. an admin who never opened the bot) is only logged."""
     try:
         await bot.set_my_commands(commands, scope=scope)

@@ -170,10 +170,13 @@ class TerminalSession(BaseSession):
         mode = method.parse_mode
         if isinstance(mode, Default):
             mode = bot.default[mode.name]
-        text = method.text if mode else _escape(method.text)
-        shown, plain = render_html(text, color=self.color, width=self.width)
+        text = method.text if mode else _escape(method.text or "")
+        shown, plain = render_html(text or "", color=self.color, width=self.width)
         edited = isinstance(method, EditMessageText)
-        message_id = int(method.message_id or 0) if edited else self.next_message_id()
+        if isinstance(method, EditMessageText):
+            message_id = int(method.message_id or 0)
+        else:
+            message_id = self.next_message_id()
         message = {
             "message_id": message_id,
             "date": int(time.time()),
@@ -186,7 +189,7 @@ class TerminalSession(BaseSession):
         self.messages[message_id] = message
         self._print(("✎ " if edited else "") + shown)
         if isinstance(method.reply_markup, InlineKeyboardMarkup):
-            self._list_buttons(message_id, message["reply_markup"])
+            self._list_buttons(message_id, method.reply_markup.model_dump(exclude_none=True))
         return message
 
     def _list_buttons(self, message_id: int, markup: dict[str, Any]) -> None:

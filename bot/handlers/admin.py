@@ -213,9 +213,13 @@ async def _reindex(status: Message, index: ArticleIndex) -> None:
     """Run the rebuild, then edit the status message with the outcome."""
     loop = asyncio.get_running_loop()
     progress = _Progress(status)
+
+    def on_progress(done: int, total: int) -> None:  # called from the index's worker thread
+        loop.call_soon_threadsafe(progress.update, done, total)
+
     shower = asyncio.create_task(progress.show())
     try:
-        report = await index.reindex(lambda d, t: loop.call_soon_threadsafe(progress.update, d, t))
+        report = await index.reindex(on_progress)
     except ArticleIndexError as error:
         text = f"Reindex not started: {error}."
     except Exception:

