@@ -27,6 +27,8 @@ from aiogram.types import (
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
+from bot.alerts.service import AlertsService
+from bot.alerts.service import create_routers as create_alert_routers
 from bot.handlers import admin, ask, errors, inline, results, start
 from bot.rate_limit import RateLimitMiddleware
 from bot.sending import RetryAfterMiddleware
@@ -52,10 +54,18 @@ HEARTBEAT_INTERVAL = 30.0
 
 
 async def open_services(settings: BotSettings, embedder: Embedder | None = None) -> Services:
-    """Open the index (loading the model), seed it on first run, build the services."""
+    """Open the index (loading the model), seed it on first run, build the services with
+    feeds, subscriptions and alerts over the bot's own database."""
     index = await ArticleIndex.open(settings, embedder)
     await seed_if_empty(index, settings.samples_dir)
-    return Services.create(settings, index)
+    alerts = AlertsService(settings, index, admin_ids=settings.admin_ids)
+    return Services.create(
+        settings,
+        index,
+        alerts=alerts,
+        on_blocked=alerts.chat_blocked,
+        count_subscribers=alerts.count_subscribers,
+    )
 
 
 async def seed_if_empty(index: ArticleIndex, folder: Path | None) -> None:
@@ -83,9 +93,12 @@ def create_bot(
 def create_dispatcher(services: Services, extra_routers: Sequence[Router] = ()) -> Dispatcher:
     """The Dispatcher with every feature router, the rate limit and the services.
 
-    ``extra_routers`` are other features' routers (subscriptions, feeds, alerts). They go
-    before the questions router, whose catch-all takes any remaining private text.
+    The routers of feeds, subscriptions and alerts (when ``services.alerts`` is set) and
+    ``extra_routers`` go before the questions router, whose catch-all takes any remaining
+    private text.
     """
+    if services.alerts is not None:
+        extra_routers = [*create_alert_routers(), *extra_routers]
     dispatcher = Dispatcher(**services.workflow_data())
     limiter = RateLimitMiddleware(services.settings.rate_limit, services.settings.rate_window)
     dispatcher.message.middleware(limiter)
@@ -96,7 +109,7 @@ def create_dispatcher(services: Services, extra_routers: Sequence[Router] = ()) 
         start.create_router(),
         results.create_router(),
         inline.create_router(),
-        *extra_routers,  # issue 4 (subscriptions, feeds, alerts) plugs in here
+        *extra_routers,
         ask.create_router(),  # last: private-chat catch-all
     )
     dispatcher.startup.register(_on_startup)
@@ -137,15 +150,19 @@ async def _set_menu(bot: Bot, commands: list[BotCommand], scope: MenuScope) -> N
 
 
 async def _on_startup(bot: Bot, services: Services) -> None:
-    """Menus, and a heartbeat file for the container health check."""
+    """Menus, feed polling and alert delivery, and a heartbeat file for the health check."""
     await set_commands(bot, services.settings.admin_ids)
+    if services.alerts is not None:
+        await services.alerts.start(bot)
     services.spawn(_heartbeat(services.settings.data_dir / HEARTBEAT_FILE), "heartbeat")
     me = await bot.me()
     log.info("Serving @%s with %s articles", me.username, (await services.index.stats()).articles)
 
 
 async def _on_shutdown(services: Services) -> None:
-    """Stop background work (heartbeat, a running reindex's status updates)."""
+    """Stop background work (alerts, heartbeat, a running reindex's status updates)."""
+    if services.alerts is not None:
+        await services.alerts.stop()
     for task in list(services.background):
         task.cancel()
     await asyncio.gather(*services.background, return_exceptions=True)

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from bot.alerts.service import AlertsService
 from bot.query_state import QueryStore
 from bot.settings import BotSettings
 from index import ArticleIndex
@@ -45,6 +46,7 @@ class Services:
     queries: QueryStore
     on_blocked: BlockedHook = field(default_factory=BlockedChats)
     count_subscribers: SubscriberCount | None = None  # wired by the subscriptions feature
+    alerts: AlertsService | None = None  # feeds, subscriptions and alert delivery
     started_at: float = field(default_factory=time.monotonic)
     reindex_task: asyncio.Task[None] | None = None
     background: set[asyncio.Task[Any]] = field(default_factory=set)

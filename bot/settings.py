@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from index import IndexSettings
+from bot.alerts.settings import AlertSettings
 
 __all__ = ["BotSettings", "SettingsError", "describe_settings", "load_settings"]
 
@@ -29,7 +29,7 @@ class SettingsError(Exception):
     """A setting is missing or malformed; the message is one line naming it and the fix."""
 
 
-class BotSettings(IndexSettings):
+class BotSettings(AlertSettings):
     """Everything the bot reads at start-up. Field names are the environment variables."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")

@@ -152,7 +152,7 @@ def alert_settings(tmp_path: Path, **overrides: Any) -> AlertSettings:
         "alert_chat_interval": 0,
         "alert_topic_threshold": 0.25,
         "feed_poll_interval": 600,
-        "feed_timeout": 3,
+        "fetch_timeout": 3,
     }
     values.update(overrides)
     return AlertSettings(_env_file=None, **values)  # type: ignore[call-arg]

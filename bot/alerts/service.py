@@ -54,7 +54,7 @@ class AlertsService:
         self.index = index
         self.admin_ids = frozenset(admin_ids)
         self.storage = storage or Storage(settings.data_dir / "bot.sqlite3")
-        self.fetcher = Fetcher(settings.feed_timeout, settings.feed_max_bytes)
+        self.fetcher = Fetcher(settings.fetch_timeout, settings.max_input_bytes)
         self.poller = FeedPoller(
             self.storage,
             index,

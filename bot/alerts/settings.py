@@ -1,17 +1,18 @@
 """Settings of feeds, subscriptions and alerts (environment or ``.env``).
 
-The lead merges these fields into the bot's settings; ``AlertSettings`` also stands alone
-for the sender process and the benchmark.
+``BotSettings`` extends these; ``AlertSettings`` also stands alone for the sender process
+and the benchmark.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from index import IndexSettings
 
 __all__ = ["DEFAULT_TOPIC_THRESHOLDS", "AlertSettings"]
 
@@ -23,12 +24,13 @@ DEFAULT_TOPIC_THRESHOLDS = {"all-MiniLM-L6-v2": 0.40}
 FALLBACK_TOPIC_THRESHOLD = 0.40
 
 
-class AlertSettings(BaseSettings):
-    """Feeds to poll, how often, and how fast alerts may be sent."""
+class AlertSettings(IndexSettings):
+    """Feeds to poll, how often, and how fast alerts may be sent (plus the index settings:
+    DATA_DIR holds bot.sqlite3 beside the index; FETCH_TIMEOUT and MAX_INPUT_BYTES bound
+    feed and page fetches too)."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(Path("data"), description="Where bot.sqlite3 lives (with the index).")
     feeds: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Feeds polled from the start: URLs separated by commas, or a JSON list.",
@@ -39,11 +41,9 @@ class AlertSettings(BaseSettings):
     feed_max_interval: float = Field(
         6 * 3600.0, gt=0, description="Longest interval a feed's TTL/Cache-Control may ask for."
     )
-    feed_timeout: float = Field(20.0, gt=0, description="Timeout of one feed or page fetch (s).")
     feed_max_failures: int = Field(
         8, ge=1, description="Consecutive failures after which a feed is paused (admins told)."
     )
-    feed_max_bytes: int = Field(5_000_000, gt=0, description="Largest feed or page accepted.")
     feed_teaser_chars: int = Field(
         400, ge=0, description="Entries with less text than this are teasers: fetch the page."
     )

@@ -20,6 +20,12 @@ USER_COMMANDS = {
     "ask": "Ask a question about the news",
     "latest": "The newest articles",
     "sources": "The outlets I have read",
+    "subscribe": "Alerts for new articles: /subscribe [topic] [source:outlet]",
+    "subscriptions": "Your alerts, with buttons to remove them",
+    "unsubscribe": "Stop all alerts in this chat",
+    "alerts": "Instant alerts or a daily digest: /alerts digest 8",
+    "quiet": "Quiet hours: /quiet 22-7 or /quiet off",
+    "timezone": "Your time zone for digests and quiet hours: /timezone +2",
     "help": "How to use this bot",
 }
 ADMIN_COMMANDS = {
@@ -27,6 +33,7 @@ ADMIN_COMMANDS = {
     "add": "Add an article: /add URL (or send a file)",
     "remove": "Remove an article: /remove ID or URL",
     "reindex": "Rebuild the search index",
+    "feeds": "News feeds: /feeds, /feeds add URL, /feeds remove URL",
 }
 LATEST_COUNT = 8
 

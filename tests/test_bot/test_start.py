@@ -71,7 +71,18 @@ async def test_command_menus_show_admin_commands_only_to_admins(running: Running
         return [c["command"] for c in api.commands.get((json.dumps(scope, sort_keys=True), ""), [])]
 
     users = menu({"type": "default"})
-    assert users == ["ask", "latest", "sources", "help"]
+    assert users == [
+        "ask",
+        "latest",
+        "sources",
+        "subscribe",
+        "subscriptions",
+        "unsubscribe",
+        "alerts",
+        "quiet",
+        "timezone",
+        "help",
+    ]
     assert menu({"type": "all_private_chats"}) == users
     assert menu({"type": "all_group_chats"}) == users
     assert menu({"type": "chat", "chat_id": ADMIN.id}) == [
@@ -80,6 +91,7 @@ async def test_command_menus_show_admin_commands_only_to_admins(running: Running
         "add",
         "remove",
         "reindex",
+        "feeds",
     ]
     assert menu({"type": "chat", "chat_id": USER.id}) == []
 
