@@ -22,7 +22,7 @@ import numpy as np
 
 from index.chunking import chunk_article
 from index.core import IndexCore
-from index.embedding import normalise, passage_input, sentence_inputs
+from index.embedding import Embedder, passage_vector, sentence_inputs
 from index.formats import make_article, parse
 from index.models import Article, Passage
 from index.settings import IndexSettings
@@ -38,12 +38,17 @@ def load_corpus(folder: str) -> list[Article]:
 
 
 def run_bench(
-    folder: str, settings: IndexSettings, sizes: list[int], queries: int, ingest_articles: int = 400
+    folder: str,
+    settings: IndexSettings,
+    sizes: list[int],
+    queries: int,
+    ingest_articles: int = 400,
+    embedder: Embedder | None = None,
 ) -> int:
     articles = load_corpus(folder)
     print(f"corpus: {len(articles)} articles from {folder}")
     with tempfile.TemporaryDirectory(prefix="index-bench-") as data_dir:
-        core = IndexCore.open(settings.model_copy(update={"data_dir": Path(data_dir)}))
+        core = IndexCore.open(settings.model_copy(update={"data_dir": Path(data_dir)}), embedder)
         core.embedder.encode(["warm-up"])
         sample = articles[:ingest_articles]
         started = time.perf_counter()
@@ -87,7 +92,6 @@ def _embedded_texts(articles: list[Article], passage_chars: int) -> list[str]:
     texts: list[str] = []
     for article in articles:
         passages = chunk_article(article, passage_chars)
-        texts += [passage_input(article.title, p.text) for p in passages]
         for p in passages:
             texts += sentence_inputs(article.title, p.text, p.sentences)
     return texts
@@ -124,7 +128,7 @@ def _fill(core: IndexCore, size: int) -> None:
             passages.append(Passage("", p, offset, offset + len(text), text, tuple(spans)))
             matrix = np.stack([v for _, v in chosen])
             sentence_vectors.append(matrix)
-            vectors.append(normalise(matrix.mean(axis=0, keepdims=True))[0])
+            vectors.append(passage_vector(matrix))
             paragraphs.append(text)
             offset += len(text) + 2
         article = make_article(

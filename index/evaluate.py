@@ -3,8 +3,10 @@
 Every paragraph becomes one passage (its SQuAD article title as headline) in a fresh
 index in a temporary folder; every question is searched against all of them. R@k is the
 share of questions whose own paragraph is among the first k results; MRR@10 the mean of
-1/rank (0 beyond 10). With ``--refusal`` (SQuAD 2.0) it also reports, per threshold, how
-often answerable questions are wrongly refused and unanswerable ones wrongly answered.
+1/rank (0 beyond 10). With ``--refusal`` it also reports, per relevance threshold, how
+often answerable questions are wrongly refused, unanswerable ones (SQuAD 2.0) wrongly
+answered, and off-topic ones (questions about the first half of the articles searched
+against the second half only) wrongly answered.
 """
 
 from __future__ import annotations
@@ -19,12 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from index.core import IndexCore
+from index.embedding import Embedder
 from index.formats import make_article
+from index.models import SearchFilters, SearchResult
 from index.search import terms
 from index.settings import IndexSettings
 from index.store import match_expression
 
 CUTOFFS = (1, 5, 10)
+# Paragraphs are tagged by half as their outlet, so that questions about the first half can
+# also be searched against the second half only: realistic off-topic questions.
+FIRST_HALF, SECOND_HALF = "SQuAD first half", "SQuAD second half"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,27 +39,29 @@ class Question:
     text: str
     article_id: str  # of its paragraph
     answerable: bool
+    first_half: bool  # asked about one of the first half of the SQuAD articles
 
 
 def load_squad(path: str) -> tuple[list, list[Question]]:  # type: ignore[type-arg]
     """Paragraph articles and questions of a SQuAD v1.1 / v2.0 file."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
     articles, questions = [], []
-    for entry in data:
+    for number, entry in enumerate(data):
         title = entry["title"].replace("_", " ")
+        first_half = number < len(data) // 2
         for paragraph in entry["paragraphs"]:
             article = make_article(
                 title=title,
                 text=paragraph["context"],
                 url=None,
-                outlet="SQuAD",
+                outlet=FIRST_HALF if first_half else SECOND_HALF,
                 author=None,
                 published=None,
                 source=path,
             )
             articles.append(article)
             questions += [
-                Question(qa["question"], article.id, not qa.get("is_impossible", False))
+                Question(qa["question"], article.id, not qa.get("is_impossible", False), first_half)
                 for qa in paragraph["qas"]
             ]
     return articles, questions
@@ -71,7 +80,13 @@ def _rank_of(target: str, ranked: list[str]) -> int | None:
 
 
 def run_eval(
-    path: str, settings: IndexSettings, *, as_json: bool, limit: int | None, refusal: bool
+    path: str,
+    settings: IndexSettings,
+    *,
+    as_json: bool,
+    limit: int | None,
+    refusal: bool,
+    embedder: Embedder | None = None,
 ) -> int:
     articles, questions = load_squad(path)
     questions = questions[:limit] if limit else questions
@@ -79,7 +94,7 @@ def run_eval(
         eval_settings = settings.model_copy(
             update={"data_dir": Path(folder), "passage_chars": 100_000}
         )
-        core = IndexCore.open(eval_settings)
+        core = IndexCore.open(eval_settings, embedder)
         started = time.perf_counter()
         core.add_articles(articles)
         ingest_seconds = time.perf_counter() - started
@@ -92,7 +107,8 @@ def run_eval(
         started = time.perf_counter()
         vectors = core.embedder.encode([q.text for q in questions])
         ranks: dict[str, list[int | None]] = {"dense": [], "keyword": [], "hybrid": []}
-        top_scores = []
+        top_scores, off_topic_scores = [], []
+        off_topic = SearchFilters(outlets=(SECOND_HALF,))
         for question, vector in zip(questions, vectors, strict=True):
             ids, _ = core.vectors.search(vector, 10)
             ranks["dense"].append(_rank_of(question.article_id, [owner[int(i)] for i in ids]))
@@ -112,7 +128,11 @@ def run_eval(
             ranks["hybrid"].append(
                 _rank_of(question.article_id, [h.article_id for h in result.hits])
             )
-            top_scores.append(result.relevance if result.relevance is not None else -math.inf)
+            top_scores.append(_relevance(result))
+            if refusal and question.answerable and question.first_half:
+                off_topic_scores.append(
+                    _relevance(core.search_vector(question.text, vector, filters=off_topic))
+                )
         search_seconds = time.perf_counter() - started
         core.close()
     answerable = [q.answerable for q in questions]
@@ -129,30 +149,37 @@ def run_eval(
         },
     }
     if refusal:
-        report["refusal"] = refusal_table(np.array(top_scores), np.array(answerable))
+        report["refusal"] = refusal_table(
+            np.array(top_scores), np.array(answerable), np.array(off_topic_scores)
+        )
     print(json.dumps(report, indent=2) if as_json else _format(report))
     return 0
 
 
-def refusal_table(scores: np.ndarray, answerable: np.ndarray) -> list[dict[str, float]]:
-    """Wrong refusals (answerable, top relevance below threshold) and wrong answers
-    (unanswerable, at or above it) for thresholds around the calibrated default."""
+def _relevance(result: SearchResult) -> float:
+    return result.relevance if result.relevance is not None else -math.inf
+
+
+def refusal_table(
+    scores: np.ndarray, answerable: np.ndarray, off_topic: np.ndarray
+) -> list[dict[str, float]]:
+    """Per threshold: answerable questions wrongly refused (top relevance below it),
+    unanswerable ones (SQuAD 2.0, written against the same paragraph) wrongly answered, and
+    off-topic ones (first-half questions against second-half paragraphs) wrongly answered."""
     from index.search import DEFAULT_MIN_RELEVANCE
 
+    def share(mask: np.ndarray) -> float:
+        return round(float(mask.mean()), 4) if len(mask) else float("nan")
+
     rows = []
-    for threshold in sorted(
-        {round(DEFAULT_MIN_RELEVANCE + d, 3) for d in (-0.1, 0.0, 0.1, 0.2, 0.3)}
-    ):
-        refused = scores < threshold
+    for delta in (-0.1, 0.0, 0.1, 0.2, 0.3):
+        threshold = round(DEFAULT_MIN_RELEVANCE + delta, 3)
         rows.append(
             {
                 "threshold": threshold,
-                "wrongly_refused": round(float(refused[answerable].mean()), 4)
-                if answerable.any()
-                else 0.0,
-                "wrongly_answered": round(float((~refused[~answerable]).mean()), 4)
-                if (~answerable).any()
-                else 0.0,
+                "answerable_refused": share(scores[answerable] < threshold),
+                "unanswerable_answered": share(scores[~answerable] >= threshold),
+                "off_topic_answered": share(off_topic >= threshold),
             }
         )
     return rows
@@ -173,10 +200,14 @@ def _format(report: dict[str, object]) -> str:
             f"{name:<10}" + "".join(f"{m[k]:>8.3f}" for k in ("R@1", "R@5", "R@10", "MRR@10"))
         )
     if "refusal" in report:
-        lines += ["", f"{'threshold':>10}{'wrongly refused':>18}{'wrongly answered':>18}"]
+        lines += [
+            "",
+            f"{'threshold':>10}{'answerable refused':>20}{'unanswerable answered':>23}"
+            f"{'off-topic answered':>20}",
+        ]
         for row in report["refusal"]:  # type: ignore[attr-defined]
             lines.append(
-                f"{row['threshold']:>10.3f}{row['wrongly_refused']:>18.1%}"
-                f"{row['wrongly_answered']:>18.1%}"
+                f"{row['threshold']:>10.2f}{row['answerable_refused']:>20.1%}"
+                f"{row['unanswerable_answered']:>23.1%}{row['off_topic_answered']:>20.1%}"
             )
     return "\n".join(lines)
