@@ -38,6 +38,7 @@ from index import ArticleIndex, Embedder
 
 __all__ = [
     "HEARTBEAT_FILE",
+    "build_services",
     "build_webhook_app",
     "create_bot",
     "create_dispatcher",
@@ -58,6 +59,11 @@ async def open_services(settings: BotSettings, embedder: Embedder | None = None)
     feeds, subscriptions and alerts over the bot's own database."""
     index = await ArticleIndex.open(settings, embedder)
     await seed_if_empty(index, settings.samples_dir)
+    return build_services(settings, index)
+
+
+def build_services(settings: BotSettings, index: ArticleIndex) -> Services:
+    """The services over an open index, alerts included."""
     alerts = AlertsService(settings, index, admin_ids=settings.admin_ids)
     return Services.create(
         settings,

@@ -37,8 +37,7 @@ from aiogram.methods import (
 from aiogram.methods.base import TelegramType
 from aiogram.types import InlineKeyboardMarkup, Update
 
-from bot.app import create_bot, create_dispatcher, seed_if_empty
-from bot.services import Services
+from bot.app import build_services, create_bot, create_dispatcher, seed_if_empty
 from bot.settings import BotSettings
 from index import ArticleIndex, Embedder
 
@@ -290,16 +289,21 @@ async def run_chat(
             print(f"First run: indexing the sample articles in {settings.samples_dir}…", file=out)
             await seed_if_empty(index, settings.samples_dir)
         local = settings.model_copy(update={"admin_ids": settings.admin_ids | {LOCAL_USER_ID}})
-        services = Services.create(local, index)
+        services = build_services(local, index)
         width = min(shutil.get_terminal_size((100, 24)).columns, 100)
         session = TerminalSession(out, color=color, width=width)
         bot = create_bot(local, session=session, token=LOCAL_TOKEN)
         dispatcher = create_dispatcher(services)
         print(BANNER, file=out, flush=True)
         print(file=out)
-        await _converse(
-            dispatcher, bot, session, _lines(lines if lines is not None else stdin_lines())
-        )
+        assert services.alerts is not None
+        await services.alerts.start(bot)
+        try:
+            await _converse(
+                dispatcher, bot, session, _lines(lines if lines is not None else stdin_lines())
+            )
+        finally:
+            await services.alerts.stop()
         for task in list(services.background):
             task.cancel()
         await asyncio.gather(*services.background, return_exceptions=True)
