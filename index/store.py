@@ -434,20 +434,6 @@ class Store:
         rows = self.db.execute(sql, [match, *args, limit]).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
 
-    def keyword_scores(
-        self, match: str, ids: Sequence[int], weights: tuple[float, float]
-    ) -> list[tuple[int, float]]:
-        """BM25 scores of the given passages for a MATCH expression (absent: no match)."""
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
-        rows = self.db.execute(
-            f"SELECT rowid, -bm25(passages_fts, {weights[0]}, {weights[1]}) FROM passages_fts "
-            f"WHERE passages_fts MATCH ? AND rowid IN ({marks})",
-            [match, *ids],
-        ).fetchall()
-        return [(int(r[0]), float(r[1])) for r in rows]
-
     def words_found(self, words: Sequence[str], passage_id: int) -> int:
         """How many of the words (stemmed as the keyword index stems) the passage contains."""
         return sum(
