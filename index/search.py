@@ -50,7 +50,7 @@ class Recipe:
     keyword: float = 0.5
     title_weight: float = 1.0  # FTS5 column weights: headline, passage text
     body_weight: float = 1.0
-    candidates: int = 100  # from each of the dense and the keyword retrievers
+    candidates: int = 50  # from each of the dense and the keyword retrievers
     per_article: int = 2  # passages one article may contribute to a result list
     recency_half_life_days: float = 30.0
     recency_weight: float = 0.15

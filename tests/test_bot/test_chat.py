@@ -81,3 +81,15 @@ def test_terminal_rendering_of_telegram_html() -> None:
         "  │ quoted \x1b[1mpart\x1b[22m\n<tag>"
     )
     assert plain == "A bold word and a linkquoted part\n<tag>"
+
+
+async def test_chat_has_subscriptions_and_feeds_wired_in(tmp_path: Path) -> None:
+    """The full app wiring: subscription and feed commands work in the local chat."""
+    settings = chat_settings(tmp_path)
+
+    out = await chat(settings, "/subscribe volcano eruptions", "/subscriptions", "/feeds", "/quit")
+
+    assert "Subscribed: about “volcano eruptions”" in out
+    assert "1. about “volcano eruptions”" in out
+    assert "I don't know the command" not in out
+    assert (tmp_path / "data" / "bot.sqlite3").exists()
