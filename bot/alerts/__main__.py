@@ -2,6 +2,7 @@
 
 python -m bot.alerts send [--until-empty]   drain the outbox (BOT_TOKEN, BOT_API_URL)
 python -m bot.alerts bench                  sender throughput and outbox overhead
+python -m bot.alerts calibrate --squad FILE  precision and recall of the topic threshold
 """
 
 from __future__ import annotations
@@ -65,10 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     bench = commands.add_parser("bench", help="one article to many subscribers, timed")
     bench.add_argument("--subscribers", type=int, default=10_000)
     bench.add_argument("--concurrency", type=int, default=4)
+    calibrate = commands.add_parser("calibrate", help="precision/recall of topic thresholds")
+    calibrate.add_argument("--squad", required=True, help="a SQuAD-format JSON file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "send":
         return asyncio.run(send(args))
+    if args.command == "calibrate":
+        from bot.alerts.calibrate import run as run_calibration
+        from index import IndexSettings, SentenceTransformerEmbedder
+
+        model = IndexSettings().embedding_model
+        return run_calibration(args.squad, SentenceTransformerEmbedder(model))
     from bot.alerts.bench import run
 
     return asyncio.run(run(args.subscribers, args.concurrency))
