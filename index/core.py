@@ -103,10 +103,10 @@ class IndexCore:
     def _load_or_rebuild(self) -> None:
         counts = self.store.counts()
         stored_model = self.store.get_meta("vectors_model")
-        if counts["passages"] and stored_model != self.embedder.name:
+        if counts.passages and stored_model != self.embedder.name:
             log.warning(
                 "Re-embedding %s passages: they were embedded with %r, the configured model is %r",
-                counts["passages"],
+                counts.passages,
                 stored_model,
                 self.embedder.name,
             )
@@ -117,11 +117,11 @@ class IndexCore:
             self.vectors = VectorIndex.load(
                 self.index_path,
                 model=self.embedder.name,
-                count=int(counts["passages"]),
-                id_sum=int(counts["id_sum"]),  # type: ignore[call-overload]
+                count=counts.passages,
+                id_sum=counts.id_sum,
             )
         except StaleIndexError as reason:
-            if counts["passages"] or self.index_path.exists():
+            if counts.passages or self.index_path.exists():
                 log.warning("Rebuilding the vector index from the database: %s", reason)
             self.vectors = self._index_from_store()
             self.vectors.save(self.index_path)
@@ -329,14 +329,14 @@ class IndexCore:
     def stats(self) -> IndexStats:
         counts = self.store.counts()
         return IndexStats(
-            articles=int(counts["articles"]),  # type: ignore[call-overload]
-            passages=int(counts["passages"]),  # type: ignore[call-overload]
-            outlets=int(counts["outlets"]),  # type: ignore[call-overload]
+            articles=counts.articles,
+            passages=counts.passages,
+            outlets=counts.outlets,
             vectors=self.vectors.count,
             model=self.embedder.name,
             dimension=self.embedder.dimension,
             index_bytes=self.index_path.stat().st_size if self.index_path.exists() else 0,
-            last_ingest=counts["last_ingest"],  # type: ignore[arg-type]
+            last_ingest=counts.last_ingest,
             built_at=datetime.fromisoformat(self.vectors.built_at),
         )
 
@@ -364,8 +364,8 @@ class IndexCore:
                 self.save()
             counts = self.store.counts()
             return ReindexReport(
-                int(counts["articles"]),
-                fresh.count,  # type: ignore[call-overload]
+                counts.articles,
+                fresh.count,
                 time.perf_counter() - started,
             )
         finally:
@@ -374,7 +374,7 @@ class IndexCore:
     def _reembed_all(self, progress: Progress | None) -> VectorIndex:
         """Embed every stored passage again, store the vectors, return a new index of them."""
         fresh = VectorIndex(self.embedder.dimension, self.embedder.name)
-        total = int(self.store.counts()["passages"])  # type: ignore[call-overload]
+        total = self.store.counts().passages
         done = 0
         if progress:
             progress(0, total)

@@ -110,12 +110,13 @@ def parse_text(text: str, *, source: str, url: str | None = None) -> Article:
 def parse_html(html: str, *, source: str, url: str | None = None) -> Article:
     """Main text, headline, date, author and canonical URL of an article page."""
     from trafilatura import bare_extraction
+    from trafilatura.settings import Document
 
     doc = bare_extraction(html, url=url, with_metadata=True, include_comments=False)
-    if doc is None or not (doc.text or "").strip():
+    if not isinstance(doc, Document) or not (doc.text or "").strip():
         raise InputError("no article text found in the HTML page")
     title = (doc.title or "").strip()
-    paragraphs = [line.strip() for line in doc.text.split("\n") if line.strip()]
+    paragraphs = [line.strip() for line in (doc.text or "").split("\n") if line.strip()]
     if paragraphs and title and paragraphs[0] == title:
         paragraphs = paragraphs[1:]
     if not paragraphs:

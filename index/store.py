@@ -90,6 +90,15 @@ class PassageRow:
     sentence_vectors: np.ndarray
 
 
+@dataclass(frozen=True, slots=True)
+class Counts:
+    articles: int
+    outlets: int
+    passages: int
+    id_sum: int  # a cheap checksum of the passage ids, compared with the vector index's
+    last_ingest: datetime | None
+
+
 class Store:
     """Thread-safe access to the database: one connection per thread, WAL journal."""
 
@@ -268,7 +277,8 @@ class Store:
         ).fetchone()
         if row is None:
             return None
-        return Article(*row[:6], published=_date(row[6]), source=row[7])
+        article_id, title, text, url, outlet, author, published, source = row
+        return Article(article_id, title, text, url, outlet, author, _date(published), source)
 
     def find_article_id(self, id_or_url: str) -> str | None:
         """An article id from an id, an id prefix (8+ characters) or the article's URL."""
@@ -328,7 +338,7 @@ class Store:
             )
         ]
 
-    def counts(self) -> dict[str, object]:
+    def counts(self) -> Counts:
         db = self.db
         articles, outlets, last = db.execute(
             "SELECT COUNT(*), COUNT(DISTINCT outlet), MAX(updated_at) FROM articles"
@@ -336,13 +346,9 @@ class Store:
         passages, id_sum = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(id), 0) FROM passages"
         ).fetchone()
-        return {
-            "articles": articles,
-            "outlets": outlets,
-            "passages": passages,
-            "id_sum": id_sum,
-            "last_ingest": datetime.fromisoformat(last) if last else None,
-        }
+        return Counts(
+            articles, outlets, passages, id_sum, datetime.fromisoformat(last) if last else None
+        )
 
     def passage_ids(self) -> list[int]:
         return [row[0] for row in self.db.execute("SELECT id FROM passages ORDER BY id")]

@@ -53,7 +53,7 @@ class VectorIndex:
     def remove(self, ids: list[int] | np.ndarray) -> None:
         if len(ids):
             with self._lock:
-                self._index.remove_ids(np.asarray(ids, dtype=np.int64))
+                self._index.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]  # faiss's stubs lack the array overload
 
     def ids(self) -> np.ndarray:
         with self._lock:
@@ -72,7 +72,7 @@ class VectorIndex:
                 return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
             params = None
             if allowed is not None:
-                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))  # type: ignore[call-arg]  # stubs lag the API
             scores, ids = self._index.search(
                 np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32),
                 min(k, self.count),

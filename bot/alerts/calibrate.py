@@ -26,7 +26,9 @@ def calibrate(path: str, embedder: Embedder) -> list[dict[str, float]]:
     """Precision, recall and F1 per threshold, over every (topic, paragraph) pair."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
     topics = [entry["title"].replace("_", " ") for entry in data]
-    owners, sentences, bounds = [], [], []
+    owners: list[int] = []
+    sentences: list[str] = []
+    bounds: list[tuple[int, int]] = []
     for number, entry in enumerate(data):
         for paragraph in entry["paragraphs"]:
             text = paragraph["context"]

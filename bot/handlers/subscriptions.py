@@ -110,7 +110,7 @@ def _list_content(subs: list[Subscription]) -> dict[str, Any]:
             "No subscriptions here. Try /subscribe, /subscribe climate change "
             "or /subscribe source:BBC."
         ).as_kwargs()
-    lines = [Bold("Subscriptions:")]
+    lines: list[Text] = [Bold("Subscriptions:")]
     rows = []
     for number, sub in enumerate(subs, start=1):
         muted = " (muted)" if sub.muted else ""

@@ -93,5 +93,5 @@ def test_failure_while_storing_leaves_nothing_half_ingested(
     monkeypatch.setattr(core.store, "replace_article", fail_after_two_passages)
     with pytest.raises(ValueError):
         core.add_articles([article("volcano", text=long_text)])
-    assert core.store.counts()["articles"] == 0
+    assert core.store.counts().articles == 0
     assert core.store.passage_ids() == [] and core.vectors.count == 0
