@@ -140,7 +140,7 @@ def _stats(core, args) -> int:  # type: ignore[no-untyped-def]
         f"outlets      {stats.outlets}\n"
         f"vectors      {stats.vectors}\n"
         f"model        {stats.model} ({stats.dimension} dimensions)\n"
-        f"index file   {stats.index_bytes / 1e6:.1f} MB, built {stats.built_at:%Y-%m-%d %H:%M}\n"
+        f"index size   {stats.index_bytes / 1e6:.1f} MB, built {stats.built_at:%Y-%m-%d %H:%M}\n"
         f"last ingest  {last}"
     )
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -54,6 +55,7 @@ from index.vectors import StaleIndexError, VectorIndex
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 EMBED_BATCH_PASSAGES = 256
+SAVE_INTERVAL_SECONDS = 30.0  # the vector index is written at most this often (and at close)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +84,11 @@ class IndexCore:
         self.min_relevance = (
             settings.min_relevance if settings.min_relevance is not None else DEFAULT_MIN_RELEVANCE
         )
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()
         self._reindex_lock = threading.Lock()
+        self.save_interval = SAVE_INTERVAL_SECONDS
+        self._saved_at = -math.inf
+        self._dirty = False
 
     @property
     def index_path(self) -> Path:
@@ -124,7 +129,7 @@ class IndexCore:
             if counts.passages or self.index_path.exists():
                 log.warning("Rebuilding the vector index from the database: %s", reason)
             self.vectors = self._index_from_store()
-            self.vectors.save(self.index_path)
+            self.save()
 
     def _index_from_store(self) -> VectorIndex:
         index = VectorIndex(self.embedder.dimension, self.embedder.name)
@@ -219,7 +224,7 @@ class IndexCore:
                 report.article_ids.append(article.id)
                 report.passages += len(passages)
         if save and (report.added or report.updated):
-            self.save()
+            self._changed()
         return report
 
     def _embed(self, items: Sequence[tuple[str, Passage]]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -323,7 +328,7 @@ class IndexCore:
             if info is None:
                 return None
             self.vectors.remove(self.store.delete_article(info.id))
-            self.save()
+            self._changed()
         return info
 
     def stats(self) -> IndexStats:
@@ -335,7 +340,7 @@ class IndexCore:
             vectors=self.vectors.count,
             model=self.embedder.name,
             dimension=self.embedder.dimension,
-            index_bytes=self.index_path.stat().st_size if self.index_path.exists() else 0,
+            index_bytes=self.vectors.nbytes,
             last_ingest=counts.last_ingest,
             built_at=datetime.fromisoformat(self.vectors.built_at),
         )
@@ -393,10 +398,26 @@ class IndexCore:
                 progress(done, total)
         return fresh
 
+    def _changed(self) -> None:
+        """Persist the vector index after a change: at once when the last save is older than
+        ``save_interval``, else at a later change or at ``close``. Rewriting a 150 MB index for
+        every article a feed brings would be wasteful, and an index file that lags the
+        (already committed) database is simply rebuilt from it on the next start."""
+        with self._write_lock:
+            self._dirty = True
+            if time.monotonic() - self._saved_at >= self.save_interval:
+                self.save()
+
     def save(self) -> None:
-        self.vectors.save(self.index_path)
+        """Write the vector index and its metadata now (atomically)."""
+        with self._write_lock:
+            self.vectors.save(self.index_path)
+            self._dirty = False
+            self._saved_at = time.monotonic()
 
     def close(self) -> None:
+        if self._dirty:
+            self.save()
         self.store.close()
 
 

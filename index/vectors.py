@@ -42,6 +42,11 @@ class VectorIndex:
     def count(self) -> int:
         return int(self._index.ntotal)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the vectors and their ids take (about the size of the saved file)."""
+        return self.count * (self.dimension * 4 + 8)
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
             with self._lock:

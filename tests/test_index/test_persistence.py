@@ -41,6 +41,7 @@ def test_crash_between_index_and_metadata_rename_is_rebuilt_on_start(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    core.save_interval = 0  # write the index after every change
     core.add_articles([article("volcano")])
     renames: list[str] = []
     real_replace = os.replace
@@ -56,7 +57,7 @@ def test_crash_between_index_and_metadata_rename_is_rebuilt_on_start(
         core.add_articles([article("bank")])
     monkeypatch.undo()
     assert renames[-1].endswith(".meta.json")
-    core.close()
+    core.store.close()  # the process died: no close(), no final save
     with caplog.at_level(logging.WARNING):
         again = _reopen(settings)
     assert "Rebuilding the vector index" in caplog.text
@@ -69,6 +70,7 @@ def test_crash_while_writing_the_index_leaves_the_old_file_loadable(
     settings: IndexSettings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    core.save_interval = 0  # write the index after every change
     core.add_articles([article("volcano")])
     before = (settings.data_dir / "passages.faiss").read_bytes()
 
@@ -85,6 +87,33 @@ def test_crash_while_writing_the_index_leaves_the_old_file_loadable(
     again = _reopen(settings)
     assert again.stats().articles == 2  # the database committed both
     assert sorted(again.vectors.ids().tolist()) == again.store.passage_ids()
+
+
+def test_index_file_is_written_at_most_every_interval_and_at_close(
+    core: IndexCore, settings: IndexSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    index_file = settings.data_dir / "passages.faiss"
+    core.add_articles([article("volcano")])  # the first change is written at once
+    first = index_file.read_bytes()
+    core.add_articles([article("bank")])  # within the interval: not yet
+    assert index_file.read_bytes() == first
+    core.close()
+    assert index_file.read_bytes() != first
+    with caplog.at_level(logging.WARNING):
+        again = _reopen(settings)
+    assert "Rebuilding" not in caplog.text and again.vectors.count == again.stats().passages
+
+
+def test_index_lagging_the_database_after_a_crash_is_rebuilt(
+    core: IndexCore, settings: IndexSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    core.add_articles([article("volcano")])
+    core.add_articles([article("bank")])  # committed to SQLite, index file not yet written
+    core.store.close()  # the process dies: no close(), no final save
+    with caplog.at_level(logging.WARNING):
+        again = _reopen(settings)
+    assert "Rebuilding the vector index from the database" in caplog.text
+    assert again.search("central bank interest rates").hits[0].title.startswith("Central")
 
 
 def test_damaged_index_file_is_rebuilt(
