@@ -1,6 +1,6 @@
 # The news bot: CPU-only PyTorch, the embedding model baked in, data on a volume.
 #   docker build -t newsbot .
-#   docker run -d --name newsbot -e BOT_TOKEN=123:ABC -e ADMIN_IDS=111 -v newsbot-data:/data newsbot
+#   docker run -d --name newsbot -e BOT_TOKEN=123456:ABC-DEF -e ADMIN_IDS=111 -v newsbot-data:/data newsbot
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

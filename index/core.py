@@ -296,6 +296,7 @@ class IndexCore:
         top_relevance = relevance(top, found, len(words), recipe)
         if top_relevance < self.min_relevance:
             return SearchResult(hits=[], refused=True, relevance=top_relevance)
+        ranked = [c for c in ranked if c.score >= recipe.keep_ratio * top.score]
         page = ranked[offset : offset + k]
         return SearchResult(
             hits=[to_hit(c, words) for c in page],

@@ -78,9 +78,15 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+HEADLINE_CONTEXT_WORDS = 12
+
+
 def sentence_inputs(title: str, passage: str, spans: Sequence[tuple[int, int]]) -> list[str]:
-    """The texts embedded for a passage: each sentence, with the headline as context."""
-    return [f"{title}: {passage[start:end]}" for start, end in spans]
+    """The texts embedded for a passage: each sentence, with the headline as context. A long
+    headline (often the first sentence, for articles that have none) is cut to a dozen
+    words so that it does not drown the sentence it introduces."""
+    context = " ".join(title.split()[:HEADLINE_CONTEXT_WORDS])
+    return [f"{context}: {passage[start:end]}" for start, end in spans]
 
 
 def passage_vector(sentence_vectors: np.ndarray) -> np.ndarray:

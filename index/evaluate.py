@@ -99,7 +99,8 @@ def run_eval(
         core.add_articles(articles)
         ingest_seconds = time.perf_counter() - started
         core.min_relevance = -math.inf  # rank everything; thresholds are judged below
-        core.recipe = replace(core.recipe, per_article=1)
+        # Rank everything: the cut of weak trailing hits only shortens what a user is shown.
+        core.recipe = replace(core.recipe, per_article=1, keep_ratio=0.0)
         owner = {
             pid: row.article_id
             for pid, row in core.store.passages(core.store.passage_ids()).items()

@@ -12,6 +12,7 @@ Formats, chosen by extension and then by content:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -54,18 +55,16 @@ def parse(name: str, data: bytes, *, url: str | None = None) -> list[Article]:
 
 def decode(data: bytes) -> str:
     """UTF-8 (with or without BOM) when valid; mostly-ASCII text as Windows-1252 (the
-    usual legacy encoding of Western news, a superset of Latin-1's printable range);
-    anything else as charset-normalizer guesses it."""
+    usual legacy encoding of Western news, a superset of Latin-1's printable range) when
+    that decodes cleanly; anything else as charset-normalizer guesses it."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
     non_ascii = sum(byte >= 0x80 for byte in data)
-    if non_ascii <= len(data) // 20:
-        try:
+    if non_ascii <= len(data) // 3:  # Western text: a few accented letters and symbols
+        with contextlib.suppress(UnicodeDecodeError):  # bytes cp1252 leaves undefined
             return data.decode("cp1252")
-        except UnicodeDecodeError:
-            return data.decode("latin-1")
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
@@ -187,7 +186,7 @@ def make_article(
     source: str | None,
 ) -> Article:
     """An article with its stable id: from the canonical URL, else from the content."""
-    url = url.strip() if url and url.strip() else None
+    url = url.strip() if url and _is_web_url(url.strip()) else None
     key = f"url:{canonical_url(url)}" if url else f"text:{title}\n{text}"
     article_id = hashlib.sha256(key.encode()).hexdigest()[:16]
     return Article(
@@ -243,6 +242,14 @@ def _parse_date(value: Any) -> date | None:
         return parsedate_to_datetime(value).date()
     except (TypeError, ValueError):
         return None
+
+
+def _is_web_url(url: str) -> bool:
+    """Only http(s) URLs with a host are kept: they become links and buttons in messages."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def _optional_str(record: dict[str, Any], key: str) -> str | None:

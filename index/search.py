@@ -55,6 +55,7 @@ class Recipe:
     recency_half_life_days: float = 30.0
     recency_weight: float = 0.15
     coverage: float = 0.5  # relevance = best sentence cosine + coverage * share of words found
+    keep_ratio: float = 0.5  # hits scoring below this share of the best hit's score are dropped
 
 
 DEFAULT_RECIPE = Recipe()
@@ -123,15 +124,15 @@ def relevance(candidate: Candidate, words_found: int, words: int, recipe: Recipe
 
 
 def diversify(candidates: list[Candidate], per_article: int) -> list[Candidate]:
-    """Keep ranking order but at most ``per_article`` passages of any one article."""
+    """Ranking order, but no article's passage beyond its ``per_article`` best comes before
+    another article's: the extra ones follow, in order, once the others run out."""
     taken: dict[str, int] = {}
-    result = []
+    first, later = [], []
     for candidate in candidates:
         article = candidate.row.article_id
-        if taken.get(article, 0) < per_article:
-            taken[article] = taken.get(article, 0) + 1
-            result.append(candidate)
-    return result
+        taken[article] = taken.get(article, 0) + 1
+        (first if taken[article] <= per_article else later).append(candidate)
+    return first + later
 
 
 def quote_span(candidate: Candidate, question_terms: Sequence[str]) -> tuple[int, int]:

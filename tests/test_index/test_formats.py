@@ -38,6 +38,23 @@ def test_latin1_text_is_decoded_not_dropped() -> None:
     assert "\u00a315.8m" in article.text and "caf\u00e9" in article.text
 
 
+def test_short_latin1_text_with_many_accents_is_still_western() -> None:
+    text = "Cr\u00e8me br\u00fbl\u00e9e\n\nNa\u00efvely, the cr\u00e8me br\u00fbl\u00e9e won."
+    [article] = parse("x.txt", text.encode("latin-1"))
+    assert article.title == "Cr\u00e8me br\u00fbl\u00e9e"
+    assert "Na\u00efvely" in article.text
+
+
+def test_only_web_urls_are_kept_as_links() -> None:
+    records = [
+        {"title": "A", "text": "Body one.", "url": "javascript:alert(1)"},
+        {"title": "B", "text": "Body two.", "url": "example.com/x"},
+        {"title": "C", "text": "Body three.", "url": "https://news.example/c"},
+    ]
+    parsed = parse("a.json", json.dumps(records).encode())
+    assert [a.url for a in parsed] == [None, None, "https://news.example/c"]
+
+
 def test_bbc_latin1_file_decodes_pound_sign() -> None:
     path = SHARED / "corpus" / "bbc-news-2005" / "sport" / "199.txt"
     if not path.exists():

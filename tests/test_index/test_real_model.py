@@ -40,6 +40,19 @@ def test_paraphrased_question_finds_the_passage_without_shared_words(
     assert "over 200 people have become victims of mine explosions" in hit.passage
 
 
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [  # the questions the README suggests for the demo
+        ("Who is carrying out demining in the liberated lands?", "ANAMA, along with partner"),
+        ("Where is ANAMA meeting?", "held in Luxembourg, Belgium, and Switzerland"),
+    ],
+)
+def test_demo_questions_quote_the_answering_sentence(
+    real_core: IndexCore, question: str, answer: str
+) -> None:
+    assert answer in real_core.search(question).hits[0].quote
+
+
 def test_off_topic_question_is_refused(real_core: IndexCore) -> None:
     assert real_core.search("What is the best recipe for sourdough bread?").refused
 

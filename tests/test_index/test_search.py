@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from index import IndexCore, SearchFilters
@@ -37,13 +38,35 @@ def test_quote_is_one_to_three_whole_sentences(core: IndexCore) -> None:
     assert hit.quote.startswith("Sentence") and hit.quote.endswith(".")
 
 
-def test_one_article_contributes_at_most_two_passages(core: IndexCore) -> None:
+def test_one_article_contributes_two_passages_before_others_get_their_turn(
+    core: IndexCore,
+) -> None:
     text = "\n\n".join(
         f"The volcano erupted again, episode {i}. Ash fell on the village." * 8 for i in range(6)
     )
     core.add_articles([article("volcano", text=text), article("bank")])
+    core.recipe = replace(core.recipe, keep_ratio=0.0)  # keep weak hits: ordering is tested
     hits = core.search("volcano erupted ash village", k=5).hits
-    assert sum(hit.title.startswith("Volcano") for hit in hits) == 2
+    volcano = [hit.title.startswith("Volcano") for hit in hits]
+    assert volcano[:2] == [True, True] and volcano[2] is False
+    assert all(volcano[3:])  # then the capped article's further passages
+
+
+def test_a_single_article_corpus_still_offers_all_its_passages(core: IndexCore) -> None:
+    text = "\n\n".join(
+        f"Paragraph {i}: the volcano erupted and ash fell on the village. " * 6 for i in range(5)
+    )
+    core.add_articles([article("volcano", text=text)])
+    first = core.search("volcano ash village", k=3)
+    assert len(first.hits) == 3 and first.has_more
+    rest = core.search("volcano ash village", k=3, offset=3)
+    assert rest.hits and not {h.passage_id for h in first.hits} & {h.passage_id for h in rest.hits}
+
+
+def test_weak_trailing_hits_are_left_out(core: IndexCore) -> None:
+    _three_topics(core)
+    hits = core.search("goalkeeper saved penalties shootout", k=3).hits
+    assert [hit.title for hit in hits] == ["Cup final won on penalties"]
 
 
 def test_outlet_and_date_filters(core: IndexCore) -> None:
@@ -75,6 +98,7 @@ def test_recent_articles_rank_higher_when_the_question_asks_for_news(core: Index
 
 def test_paging_continues_where_the_first_page_ended(core: IndexCore) -> None:
     _three_topics(core)
+    core.recipe = replace(core.recipe, keep_ratio=0.0)  # keep weak hits: paging is tested
     first = core.search("volcano cup bank village", k=2)
     second = core.search("volcano cup bank village", k=2, offset=2)
     assert first.has_more
