@@ -16,8 +16,10 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
 from aiohttp import web
 
 from bot.alerts.service import AlertsService, create_routers
@@ -186,7 +188,11 @@ async def alerts_stack(
     )
     index = ArticleIndex(core)
     alerts = AlertsService(settings, index, admin_ids=admin_ids)
-    bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
+    bot = Bot(  # HTML by default, as in production (bot.app.create_bot)
+        api.token,
+        session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)),
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
     dispatcher = Dispatcher()
     dispatcher["alerts"] = alerts
     dispatcher.include_routers(*create_routers())

@@ -125,11 +125,19 @@ async def upload(message: Message, bot: Bot, index: ArticleIndex, settings: BotS
     limit = min(settings.max_input_bytes, TELEGRAM_DOWNLOAD_LIMIT)
     if PurePath(name).suffix.lower() not in DOCUMENT_EXTENSIONS:
         kinds = " ".join(DOCUMENT_EXTENSIONS)
-        await message.answer(f"I can ingest these file types: {kinds}. {name} is not one.")
+        await message.answer(
+            html(Text(f"I can ingest these file types: {kinds}. ", clip(name, 80), " is not one."))
+        )
     elif document.file_size and document.file_size > limit:
         await message.answer(
-            f"{name} is too large ({size_text(document.file_size)}; the limit is "
-            f"{size_text(limit)}, set by MAX_INPUT_BYTES and Telegram's 20 MB download cap)."
+            html(
+                Text(
+                    clip(name, 80),
+                    f" is too large ({size_text(document.file_size)}; the limit is "
+                    f"{size_text(limit)}, set by MAX_INPUT_BYTES and Telegram's 20 MB download "
+                    "cap).",
+                )
+            )
         )
     else:
         async with typing(bot, message, "upload_document"):
@@ -221,18 +229,20 @@ async def _reindex(status: Message, index: ArticleIndex) -> None:
     try:
         report = await index.reindex(on_progress)
     except ArticleIndexError as error:
-        text = f"Reindex not started: {error}."
+        text = Text(f"Reindex not started: {error}.")
     except Exception:
         log.exception("Reindex failed")
-        text = "❌ Reindex failed; the previous index is still in use. Details are in the log."
+        text = Text(
+            "❌ Reindex failed; the previous index is still in use. Details are in the log."
+        )
     else:
-        text = (
+        text = Text(
             f"✅ Reindex finished: {report.articles:,} articles, {report.passages:,} passages "
             f"in {report.seconds:.1f} s."
         )
     finally:
         shower.cancel()
-    await status.edit_text(text)
+    await status.edit_text(html(text))
 
 
 def create_router() -> Router:

@@ -10,9 +10,11 @@ from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import Message
+from aiogram.utils.formatting import Text
 
 from bot.answers import answer_question
 from bot.query_state import QueryStore
+from bot.rendering import clip
 from bot.settings import BotSettings
 from index import ArticleIndex
 
@@ -77,8 +79,10 @@ async def mention_question(
 
 async def unknown_command(message: Message) -> None:
     """A command the bot does not have (private chats only: in groups it may be another bot's)."""
-    command = (message.text or "").split()[0]
-    await message.answer(f"I don't know the command {command}. See /help for what I can do.")
+    command = clip((message.text or "").split()[0], 64)
+    await message.answer(
+        **Text("I don't know the command ", command, ". See /help for what I can do.").as_kwargs()
+    )
 
 
 async def not_text(message: Message) -> None:

@@ -11,6 +11,7 @@ from aiogram.types import Message
 from aiogram.utils.formatting import Bold, Code, Text, as_list
 
 from bot.alerts.service import AlertsService
+from bot.rendering import clip
 from bot.storage import FeedRow
 
 __all__ = ["IsBotAdmin", "create_router"]
@@ -39,9 +40,11 @@ async def feeds(message: Message, command: CommandObject, alerts: AlertsService)
         await add_feed(message, words[1], alerts)
     elif len(words) == 2 and words[0].lower() == "remove":
         removed = await alerts.remove_feed(words[1])
-        await message.answer(
-            f"Removed {words[1]}." if removed else f"No feed {words[1]}: /feeds lists them."
+        url = Code(clip(words[1], 300))
+        reply = (
+            Text("Removed ", url, ".") if removed else Text("No feed ", url, ": /feeds lists them.")
         )
+        await message.answer(**reply.as_kwargs())
     else:
         await message.answer(USAGE)
 

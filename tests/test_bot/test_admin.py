@@ -127,6 +127,18 @@ async def test_documents_of_the_wrong_type_or_size_are_refused(start_bot: StartB
     assert len(running.api.calls_of("getFile")) == 1  # only the well-formed upload is fetched
 
 
+async def test_refused_file_names_are_shown_as_sent(start_bot: StartBot) -> None:
+    """File names with HTML-like characters appear as sent in the refusals."""
+    running = await start_bot(max_input_bytes=1000)
+    conv = running.chat(ADMIN)
+
+    [wrong] = await conv.upload("a<b>.png", b"\x89PNG....")
+    [large] = await conv.upload("x<y>&z.txt", b"Headline\n\n" + b"word " * 400)
+
+    assert wrong.text.endswith(" a<b>.png is not one.")
+    assert large.text.startswith("x<y>&z.txt is too large (2.0 KB;")
+
+
 async def test_remove_takes_an_id_or_a_url(running: RunningBot, index: ArticleIndex) -> None:
     conv = running.chat(ADMIN)
     [usage] = await conv.send("/remove")

@@ -126,6 +126,15 @@ async def test_command_only_ask_and_unknown_commands_get_help(running: RunningBo
     assert unknown.text == "I don't know the command /frobnicate. See /help for what I can do."
 
 
+async def test_unknown_commands_are_echoed_as_typed_even_with_html(running: RunningBot) -> None:
+    """An unknown command with HTML-like characters is shown as typed, not parsed as HTML."""
+    conv = running.chat()
+
+    [unknown] = await conv.send("/a<b>c&d")
+
+    assert unknown.text == "I don't know the command /a<b>c&d. See /help for what I can do."
+
+
 async def test_messages_without_text_are_explained(running: RunningBot) -> None:
     conv = running.chat()
     update = running.api.message_update(conv.chat, conv.user)

@@ -173,3 +173,5 @@ async def test_feeds_command_is_for_admins(tmp_path: Path) -> None:
         assert "failed: HTTP 404" in reply.text
         [reply] = await admin.send(f"/feeds remove {url}")
         assert "Removed" in reply.text
+        [reply] = await admin.send("/feeds remove <x>&y")
+        assert reply.text == "No feed <x>&y: /feeds lists them."
