@@ -36,11 +36,16 @@ __all__ = [
     "StorageError",
     "Story",
     "Subscription",
+    "SubscriptionLimitError",
 ]
 
 
 class StorageError(Exception):
     """The database is unusable (e.g. written by a newer version of the bot)."""
+
+
+class SubscriptionLimitError(Exception):
+    """The chat already has as many subscriptions as allowed: remove one first."""
 
 
 _V1 = """
@@ -577,9 +582,19 @@ class Storage:
         outlet: str,
         vector: np.ndarray | None,
         created_by: int | None,
+        limit: int | None = None,
     ) -> tuple[Subscription, bool]:
-        """(subscription, created); subscribing again to a muted one un-mutes it."""
+        """(subscription, created); subscribing again to a muted one un-mutes it. A new one
+        beyond ``limit`` subscriptions of the chat raises `SubscriptionLimitError`."""
         with self.transaction() as db:
+            if limit is not None and not self._has_subscription(
+                db, chat_id, thread_id, topic, outlet
+            ):
+                count = db.execute(
+                    "SELECT COUNT(*) FROM subscriptions WHERE chat_id = ?", (chat_id,)
+                ).fetchone()[0]
+                if count >= limit:
+                    raise SubscriptionLimitError(f"chat {chat_id} has {count} subscriptions")
             created = (
                 db.execute(
                     "INSERT OR IGNORE INTO subscriptions (chat_id, thread_id, topic, outlet, "
@@ -607,6 +622,17 @@ class Storage:
         sub = self.subscription(row[0])
         assert sub is not None
         return sub, created
+
+    @staticmethod
+    def _has_subscription(
+        db: sqlite3.Connection, chat_id: int, thread_id: int, topic: str, outlet: str
+    ) -> bool:
+        row = db.execute(
+            "SELECT 1 FROM subscriptions WHERE chat_id = ? AND thread_id = ? AND "
+            "topic = ? COLLATE NOCASE AND outlet = ? COLLATE NOCASE",
+            (chat_id, thread_id, topic, outlet),
+        ).fetchone()
+        return row is not None
 
     def subscription(self, sub_id: int) -> Subscription | None:
         rows = self._query(

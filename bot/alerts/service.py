@@ -26,10 +26,11 @@ from bot.feeds.poller import FeedPoller, PollReport
 from bot.storage import ChatPrefs, FeedRow, Storage, Subscription
 from index import ArticleIndex
 
-__all__ = ["AlertsService", "SubscribeResult", "create_routers"]
+__all__ = ["SUBSCRIPTIONS_PER_CHAT", "AlertsService", "SubscribeResult", "create_routers"]
 
 log = logging.getLogger(__name__)
 DIGEST_CHECK_SECONDS = 30.0
+SUBSCRIPTIONS_PER_CHAT = 20  # keeps /subscriptions within one message and its buttons
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +159,8 @@ class AlertsService:
     async def subscribe(
         self, chat_id: int, thread_id: int, topic: str, outlet: str, user_id: int | None
     ) -> SubscribeResult:
-        """Subscribe a chat (thread) to a topic, an outlet, both, or everything."""
+        """Subscribe a chat (thread) to a topic, an outlet, both, or everything; a new one
+        beyond SUBSCRIPTIONS_PER_CHAT raises `SubscriptionLimitError`."""
         vector = None
         if topic:
             encode = self.index.core.embedder.encode
@@ -170,7 +172,14 @@ class AlertsService:
             known = outlet.casefold() in names
             outlet = names.get(outlet.casefold(), outlet)
         sub, created = await asyncio.to_thread(
-            self.storage.subscribe, chat_id, thread_id, topic, outlet, vector, user_id
+            self.storage.subscribe,
+            chat_id,
+            thread_id,
+            topic,
+            outlet,
+            vector,
+            user_id,
+            SUBSCRIPTIONS_PER_CHAT,
         )
         return SubscribeResult(sub, created, known)
 

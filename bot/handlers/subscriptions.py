@@ -24,17 +24,26 @@ from aiogram.types import (
 from aiogram.utils.formatting import BlockQuote, Bold, Text, TextLink, as_list
 
 from bot.alerts.rendering import AlertAction
-from bot.alerts.service import AlertsService
-from bot.storage import ChatPrefs, Subscription
+from bot.alerts.service import SUBSCRIPTIONS_PER_CHAT, AlertsService
+from bot.rendering import clip
+from bot.storage import ChatPrefs, Subscription, SubscriptionLimitError
 from index import SearchFilters
 
 __all__ = ["ManagesChat", "SubAction", "create_router"]
 
-MAX_TOPIC_CHARS = 120
+MAX_TOPIC_CHARS = 100
+MAX_OUTLET_CHARS = 60
+CALLBACK_TEXT_LIMIT = 200  # Telegram's limit for answerCallbackQuery texts
+SUBSCRIBE_USAGE = (
+    "Use /subscribe (every article), /subscribe TOPIC, /subscribe source:OUTLET or both, "
+    'with one source (quote names with spaces: source:"Daily Test").'
+)
 _SOURCE = re.compile(r'source:(?:"([^"]+)"|(\S+))', re.IGNORECASE)
+_SOURCE_WORD = re.compile(r"source:", re.IGNORECASE)
 _HOUR = re.compile(r"^(\d{1,2})(?::00)?$")
 _QUIET = re.compile(r"^(\d{1,2})(?::00)?\s*-\s*(\d{1,2})(?::00)?$")
 _OFFSET = re.compile(r"^(?:utc|gmt)?\s*([+-])?(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+_ZONE_MINUTES = {0, 15, 30, 45}  # every time zone in use is offset by whole quarter hours
 ADMIN_STATUSES = {"creator", "administrator"}
 NOT_ADMIN = "Only this group's admins can change its subscriptions."
 MANAGE_COMMANDS = ("subscribe", "unsubscribe", "alerts", "quiet", "timezone")
@@ -73,18 +82,21 @@ def _thread(message: Message) -> int:
 
 async def subscribe(message: Message, command: CommandObject, alerts: AlertsService) -> None:
     """Subscribe this chat (or forum topic) to everything, a topic, an outlet, or both."""
-    args = command.args or ""
-    found = _SOURCE.search(args)
-    outlet = (found.group(1) or found.group(2)).strip() if found else ""
-    topic = " ".join(_SOURCE.sub(" ", args).split())
-    if len(topic) > MAX_TOPIC_CHARS:
-        await message.answer(
-            f"That topic is too long: describe it in at most {MAX_TOPIC_CHARS} characters."
-        )
+    parsed = _parse_subscription(command.args or "")
+    if isinstance(parsed, str):
+        await message.answer(**Text(parsed).as_kwargs())
         return
+    topic, outlet = parsed
     await alerts.ensure_chat(message.chat.id, message.chat.type, message.chat.title)
     user_id = message.from_user.id if message.from_user else None
-    result = await alerts.subscribe(message.chat.id, _thread(message), topic, outlet, user_id)
+    try:
+        result = await alerts.subscribe(message.chat.id, _thread(message), topic, outlet, user_id)
+    except SubscriptionLimitError:
+        await message.answer(
+            f"This chat already has {SUBSCRIPTIONS_PER_CHAT} subscriptions, the most I keep. "
+            "Remove one in /subscriptions first."
+        )
+        return
     what = result.subscription.describe()
     head = f"✅ Subscribed: {what}." if result.created else f"You already follow {what}."
     lines: list[Any] = [Bold(head)]
@@ -96,6 +108,23 @@ async def subscribe(message: Message, command: CommandObject, alerts: AlertsServ
         "Manage with /subscriptions, /alerts and /quiet.",
     ]
     await message.answer(**as_list(*lines).as_kwargs())
+
+
+def _parse_subscription(args: str) -> tuple[str, str] | str:
+    """(topic, outlet) of /subscribe's arguments, or what to tell the user instead."""
+    sources = _SOURCE_WORD.findall(args)
+    found = _SOURCE.search(args)
+    outlet = (found.group(1) or found.group(2)).strip().strip('"').strip() if found else ""
+    if len(sources) > 1 or (sources and not outlet):
+        return SUBSCRIBE_USAGE
+    topic = " ".join(_SOURCE.sub(" ", args).split())
+    if len(topic) > MAX_TOPIC_CHARS:
+        return f"That topic is too long: describe it in at most {MAX_TOPIC_CHARS} characters."
+    if len(outlet) > MAX_OUTLET_CHARS:
+        return (
+            f"That source name is too long: at most {MAX_OUTLET_CHARS} characters (see /sources)."
+        )
+    return topic, outlet
 
 
 async def list_subscriptions(message: Message, alerts: AlertsService) -> None:
@@ -112,19 +141,21 @@ def _list_content(subs: list[Subscription]) -> dict[str, Any]:
         ).as_kwargs()
     lines: list[Text] = [Bold("Subscriptions:")]
     rows = []
-    for number, sub in enumerate(subs, start=1):
+    # SUBSCRIPTIONS_PER_CHAT entries of ~190 characters at most: one message, 20 buttons
+    for number, sub in enumerate(subs[:SUBSCRIPTIONS_PER_CHAT], start=1):
         muted = " (muted)" if sub.muted else ""
         where = f" · topic {sub.thread_id}" if sub.thread_id else ""
-        lines.append(Text(f"{number}. {sub.describe()}{muted}{where}"))
-        label = f"✖ Remove {number}: {sub.describe()}"
+        lines.append(Text(f"{number}. {clip(sub.describe(), 160)}{muted}{where}"))
+        label = clip(f"✖ Remove {number}: {sub.describe()}", 48)
         rows.append(
             [
                 InlineKeyboardButton(
-                    text=label if len(label) <= 48 else label[:47] + "…",
-                    callback_data=SubAction(action="rm", id=sub.id).pack(),
+                    text=label, callback_data=SubAction(action="rm", id=sub.id).pack()
                 )
             ]
         )
+    if len(subs) > SUBSCRIPTIONS_PER_CHAT:
+        lines.append(Text(f"…and {len(subs) - SUBSCRIPTIONS_PER_CHAT} more."))
     return {
         **as_list(*lines).as_kwargs(),
         "reply_markup": InlineKeyboardMarkup(inline_keyboard=rows),
@@ -228,6 +259,12 @@ async def timezone(message: Message, command: CommandObject, alerts: AlertsServi
     if found:
         minutes = int(found.group(2)) * 60 + int(found.group(3) or 0)
         minutes = -minutes if found.group(1) == "-" else minutes
+    if found and int(found.group(3) or 0) not in _ZONE_MINUTES:
+        await message.answer(
+            "Time zone offsets have minutes 00, 15, 30 or 45: e.g. /timezone +5:30 "
+            "or /timezone +5:45."
+        )
+        return
     if minutes is None or not -12 * 60 <= minutes <= 14 * 60:
         await message.answer("Use /timezone +2, /timezone -5:30 or /timezone 0 (offset from UTC).")
         return
@@ -247,8 +284,11 @@ async def mute(query: CallbackQuery, callback_data: AlertAction, alerts: AlertsS
         return
     resume = f"/subscribe {sub.topic}" if sub.topic else "/subscribe"
     if sub.outlet:
-        resume += f" source:{sub.outlet}"
-    await query.answer(f"Muted: {sub.describe()}. {resume} resumes it.", show_alert=True)
+        resume += f' source:"{sub.outlet}"' if " " in sub.outlet else f" source:{sub.outlet}"
+    text = f"Muted: {sub.describe()}. {resume} resumes it."
+    if len(text) > CALLBACK_TEXT_LIMIT:
+        text = clip(f"Muted: {sub.describe()}", 150) + " (subscribe again to resume it)."
+    await query.answer(clip(text, CALLBACK_TEXT_LIMIT), show_alert=True)
 
 
 async def ask_about(

@@ -175,3 +175,78 @@ async def test_feeds_command_is_for_admins(tmp_path: Path) -> None:
         assert "Removed" in reply.text
         [reply] = await admin.send("/feeds remove <x>&y")
         assert reply.text == "No feed <x>&y: /feeds lists them."
+
+
+LONG_TOPIC = (
+    "volcano erupted on Monday morning sending ash over the village residents evacuated by civil"
+)
+
+
+async def test_muting_a_long_subscription_fits_the_alert_popup(tmp_path: Path) -> None:
+    """Muting a subscription with a long topic and source answers within Telegram's 200
+    characters (a longer answer is refused and the button would spin)."""
+    async with alerts_stack(tmp_path) as stack:
+        conv = Conversation(stack.api, FakeChat.private(ANN), ANN)
+        assert len(LONG_TOPIC) <= 100
+        await conv.send(f'/subscribe {LONG_TOPIC} source:"Daily Test"')
+        await publish(
+            stack,
+            [{"title": "Volcano erupts near village", "link": "http://a.test/v", "text": VOLCANO}],
+        )
+        await conv.wait_for(lambda m: "Volcano erupts" in m.text)
+
+        await conv.press("Mute")
+
+        answer = conv.last_callback_answer
+        assert answer is not None and answer["text"].startswith("Muted: about “volcano erupted")
+        assert len(answer["text"]) <= 200
+        [listing] = await conv.send("/subscriptions")
+        assert "(muted)" in listing.text
+
+
+async def test_subscriptions_are_capped_and_always_fit_one_message(tmp_path: Path) -> None:
+    """A chat keeps at most 20 subscriptions; 20 of the longest still list in one message
+    with one remove button each."""
+    async with alerts_stack(tmp_path) as stack:
+        conv = Conversation(stack.api, FakeChat.private(ANN), ANN)
+        outlet = "O" * 60
+        for n in range(20):
+            topic = f"topic {n:02d} " + "w" * 91
+            assert len(topic) == 100
+            [reply] = await conv.send(f"/subscribe {topic} source:{outlet}")
+            assert "Subscribed" in reply.text
+        [full] = await conv.send("/subscribe one more")
+        assert "already has 20 subscriptions" in full.text
+        [again] = await conv.send(f"/subscribe topic 00 {'w' * 91} source:{outlet}")
+        assert "You already follow" in again.text  # an existing one is no new subscription
+
+        [listing] = await conv.send("/subscriptions")
+
+        assert listing.text.startswith("Subscriptions:") and "20. about “topic 19" in listing.text
+        assert len(listing.text) <= 4096
+        assert sum(len(row) for row in listing.buttons) == 20
+
+
+async def test_overlong_or_malformed_subscriptions_are_explained(tmp_path: Path) -> None:
+    """Too long a topic or source, an empty or repeated source: a usage line, no subscription."""
+    async with alerts_stack(tmp_path) as stack:
+        conv = Conversation(stack.api, FakeChat.private(ANN), ANN)
+        [reply] = await conv.send("/subscribe " + "word " * 30)
+        assert "topic is too long" in reply.text and "100 characters" in reply.text
+        [reply] = await conv.send("/subscribe source:" + "O" * 61)
+        assert "source name is too long" in reply.text and "60 characters" in reply.text
+        for args in ("source:", "volcano source:", 'source:""', "source:BBC source:CNN"):
+            [reply] = await conv.send(f"/subscribe {args}")
+            assert reply.text.startswith("Use /subscribe"), args
+        [listing] = await conv.send("/subscriptions")
+        assert "No subscriptions here" in listing.text
+
+
+async def test_time_zone_minutes_are_quarter_hours(tmp_path: Path) -> None:
+    """/timezone +5:75 is refused with the reason; +5:45 is taken."""
+    async with alerts_stack(tmp_path) as stack:
+        conv = Conversation(stack.api, FakeChat.private(ANN), ANN)
+        [reply] = await conv.send("/timezone +5:75")
+        assert "minutes 00, 15, 30 or 45" in reply.text
+        [reply] = await conv.send("/timezone +5:45")
+        assert "Time zone UTC+05:45" in reply.text
