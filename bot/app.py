@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_FILE = "heartbeat"  # in DATA_DIR, touched while updates are being received
 HEARTBEAT_INTERVAL = 30.0
+INLINE_RATE_FACTOR = 3  # inline queries allowed per RATE_WINDOW, as a multiple of RATE_LIMIT
 
 
 async def open_services(settings: BotSettings, embedder: Embedder | None = None) -> Services:
@@ -109,6 +110,12 @@ def create_dispatcher(services: Services, extra_routers: Sequence[Router] = ()) 
     limiter = RateLimitMiddleware(services.settings.rate_limit, services.settings.rate_window)
     dispatcher.message.middleware(limiter)
     dispatcher.callback_query.middleware(limiter)
+    # Inline queries arrive as the user types: their own, more generous budget
+    dispatcher.inline_query.middleware(
+        RateLimitMiddleware(
+            services.settings.rate_limit * INLINE_RATE_FACTOR, services.settings.rate_window
+        )
+    )
     dispatcher.include_routers(
         errors.create_router(),
         admin.create_router(),

@@ -1,5 +1,6 @@
 """A per-user rate limit: beyond ``limit`` events in ``window`` seconds, events are dropped
-(not queued) and the user gets one friendly notice per flood."""
+(not queued) and the user gets one friendly notice per flood. A dropped inline query gets an
+empty answer, cached briefly and for that user only, so no search runs."""
 
 from __future__ import annotations
 
@@ -9,18 +10,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, Message, TelegramObject
+from aiogram.types import CallbackQuery, InlineQuery, Message, TelegramObject
 
 __all__ = ["FLOOD_NOTICE", "RateLimitMiddleware"]
 
 FLOOD_NOTICE = "You're sending messages faster than I can read them. Please wait a few seconds."
+DROPPED_INLINE_CACHE = 2  # seconds Telegram may reuse the empty answer to a dropped query
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
 class RateLimitMiddleware(BaseMiddleware):
-    """Inner middleware for messages and callback queries: counts only events a handler takes,
-    so group chatter the bot ignores never counts against anyone."""
+    """Inner middleware for messages, callback queries and inline queries: counts only events
+    a handler takes, so group chatter the bot ignores never counts against anyone."""
 
     def __init__(
         self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
@@ -35,6 +37,9 @@ class RateLimitMiddleware(BaseMiddleware):
         user = getattr(event, "from_user", None)
         if user is None or self._allow(user.id):
             return await handler(event, data)
+        if isinstance(event, InlineQuery):
+            await event.answer([], cache_time=DROPPED_INLINE_CACHE, is_personal=True)
+            return None
         now = self.clock()
         last_dropped = self._dropping.get(user.id)
         self._dropping[user.id] = now

@@ -56,7 +56,10 @@ class BotSettings(AlertSettings):
         300, ge=20, le=3000, description="Longest question accepted, in characters."
     )
     rate_limit: int = Field(
-        6, ge=1, description="Messages and button presses a user may send per RATE_WINDOW."
+        6,
+        ge=1,
+        description="Messages and button presses a user may send per RATE_WINDOW "
+        "(inline queries: three times as many).",
     )
     rate_window: float = Field(10.0, gt=0, description="Rate-limit window, in seconds.")
     query_ttl: int = Field(

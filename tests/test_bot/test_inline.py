@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from tests.fake_telegram import parse_html
-from tests.test_bot.harness import RunningBot
+from tests.test_bot.harness import RunningBot, StartBot
 
 
 async def test_inline_query_offers_hits_with_quote_and_source(running: RunningBot) -> None:
@@ -52,3 +56,29 @@ async def test_short_or_fruitless_inline_queries_offer_a_way_to_the_bot(
     button = conv.last_inline_answer["button"]
     assert button["text"] == "Nothing found: ask me in private"
     assert button["start_parameter"].startswith("q")
+
+
+async def test_inline_queries_are_rate_limited_without_searching(
+    start_bot: StartBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond three times RATE_LIMIT inline queries per window, a user gets an empty answer
+    cached briefly for them alone, and no search runs."""
+    running = await start_bot(rate_limit=2, rate_window=60)
+    searches: list[str] = []
+    search = running.services.index.search
+
+    async def counting_search(question: str, *args: Any, **kwargs: Any) -> Any:
+        searches.append(question)
+        return await search(question, *args, **kwargs)
+
+    monkeypatch.setattr(running.services.index, "search", counting_search)
+    conv = running.chat()
+
+    answered = [await conv.inline(f"volcano eruption village {n}") for n in range(6)]
+    dropped = await conv.inline("volcano eruption village again")
+
+    assert all(answered) and len(searches) == 6
+    assert dropped == []
+    assert conv.last_inline_answer is not None
+    assert conv.last_inline_answer["cache_time"] <= 5 and conv.last_inline_answer["is_personal"]
+    assert len(searches) == 6
