@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -80,6 +81,18 @@ class AlertSettings(IndexSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("feeds")
+    @classmethod
+    def _check_feeds(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+                raise ValueError(
+                    f"{url!r} is not an http:// or https:// URL "
+                    "(separate feeds with commas, or give a JSON list)"
+                )
         return value
 
     def topic_threshold(self, model: str) -> float:

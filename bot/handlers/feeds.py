@@ -116,7 +116,9 @@ def _status(feed: FeedRow) -> str:
         )
     elif feed.last_error:
         parts.append(f"last error {_ago(now, feed.last_error_at)}: {feed.last_error}")
-    return "✅ " + " · ".join(parts) if not feed.failures else " · ".join(parts)
+    if feed.failures:
+        return " · ".join(parts)
+    return ("✅ " if feed.last_success_at else "⏳ ") + " · ".join(parts)
 
 
 def _ago(now: float, then: float | None) -> str:

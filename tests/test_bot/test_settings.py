@@ -114,3 +114,20 @@ def test_log_records_are_redacted() -> None:
     RedactingFilter([TOKEN]).filter(record)
 
     assert record.getMessage() == "url /bot[redacted]/x"
+
+
+@pytest.mark.parametrize("raw", ["ftp://feeds.example.org/a.rss", "feeds.example.org/a.rss", "x,"])
+def test_feeds_must_be_http_urls(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    """FEEDS with anything but http(s) URLs is named in one clear line."""
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("FEEDS", f"https://feeds.example.org/ok.rss,{raw}")
+
+    with pytest.raises(SettingsError, match=r"^FEEDS is invalid: .* is not an http:// or https://"):
+        load_settings()
+
+
+def test_feeds_accept_a_list_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("FEEDS", '["https://a.example.org/rss", "http://b.example.org/atom"]')
+
+    assert load_settings().feeds == ["https://a.example.org/rss", "http://b.example.org/atom"]

@@ -250,3 +250,15 @@ async def test_time_zone_minutes_are_quarter_hours(tmp_path: Path) -> None:
         assert "minutes 00, 15, 30 or 45" in reply.text
         [reply] = await conv.send("/timezone +5:45")
         assert "Time zone UTC+05:45" in reply.text
+
+
+async def test_feeds_never_fetched_are_not_shown_as_healthy(tmp_path: Path) -> None:
+    """A FEEDS preset not polled yet is listed as waiting, not with a ✅."""
+    url = "http://127.0.0.1:9/never.rss"
+    async with alerts_stack(tmp_path, admin_ids=(ADMIN.id,), feeds=[url]) as stack:
+        admin = Conversation(stack.api, FakeChat.private(ADMIN), ADMIN)
+
+        [listing] = await admin.send("/feeds")
+
+        assert url in listing.text and "⏳ 0 articles · not fetched yet" in listing.text
+        assert "✅" not in listing.text
