@@ -10,7 +10,7 @@ import time
 
 from aiohttp import web
 
-from bot.app import HEARTBEAT_FILE, HEARTBEAT_INTERVAL, run_polling, webhook_app
+from bot.app import HEARTBEAT_FILE, HEARTBEAT_INTERVAL, StartupError, run_polling, webhook_app
 from bot.chat import run_chat
 from bot.log import setup_logging
 from bot.settings import BotSettings, SettingsError, describe_settings, load_settings
@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             asyncio.run(run_polling(settings))
+    except StartupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         pass
     return 0

@@ -6,17 +6,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import aiohttp
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramUnauthorizedError,
+)
 from aiogram.types import (
     BotCommand,
     BotCommandScopeAllGroupChats,
@@ -34,12 +40,14 @@ from bot.rate_limit import RateLimitMiddleware
 from bot.sending import RetryAfterMiddleware
 from bot.services import Services
 from bot.settings import BotSettings
-from index import ArticleIndex, Embedder
+from index import ArticleIndex, Embedder, ModelError
 
 __all__ = [
     "HEARTBEAT_FILE",
+    "StartupError",
     "build_services",
     "build_webhook_app",
+    "check_bot",
     "create_bot",
     "create_dispatcher",
     "open_services",
@@ -55,12 +63,54 @@ HEARTBEAT_INTERVAL = 30.0
 INLINE_RATE_FACTOR = 3  # inline queries allowed per RATE_WINDOW, as a multiple of RATE_LIMIT
 
 
+class StartupError(Exception):
+    """The bot cannot start: a one-line reason naming the setting to fix (never the token)."""
+
+
+async def check_bot(bot: Bot, settings: BotSettings) -> None:
+    """Ask the Bot API who we are: a rejected token or an unreachable BOT_API_URL raises
+    `StartupError` at once, before the slow start (model, samples)."""
+    try:
+        await bot.get_me()
+    except TelegramUnauthorizedError:
+        raise StartupError(
+            f"BOT_TOKEN was rejected by the Bot API at {settings.bot_api_url} (401 Unauthorized): "
+            "copy the token again from @BotFather"
+        ) from None
+    except (TelegramNetworkError, aiohttp.ClientError, TimeoutError) as error:
+        reason = _one_line(str(error) or type(error).__name__).replace(settings.token, "[token]")
+        raise StartupError(
+            f"cannot reach the Bot API at {settings.bot_api_url} ({reason}): check the network "
+            "and BOT_API_URL"
+        ) from None
+
+
 async def open_services(settings: BotSettings, embedder: Embedder | None = None) -> Services:
     """Open the index (loading the model), seed it on first run, build the services with
-    feeds, subscriptions and alerts over the bot's own database."""
-    index = await ArticleIndex.open(settings, embedder)
-    await seed_if_empty(index, settings.samples_dir)
-    return build_services(settings, index)
+    feeds, subscriptions and alerts over the bot's own database. A model that cannot load
+    or a DATA_DIR that cannot be written raises `StartupError`."""
+    try:
+        index = await ArticleIndex.open(settings, embedder)
+    except ModelError as error:
+        raise StartupError(f"EMBEDDING_MODEL is unusable: {_one_line(str(error))}") from None
+    except (OSError, sqlite3.Error) as error:
+        raise StartupError(
+            f"DATA_DIR {settings.data_dir} is not usable ({_one_line(str(error))}): "
+            "make it a writable folder"
+        ) from None
+    try:
+        await seed_if_empty(index, settings.samples_dir)
+        return build_services(settings, index)
+    except (OSError, sqlite3.Error) as error:
+        await index.close()
+        raise StartupError(
+            f"DATA_DIR {settings.data_dir} is not usable ({_one_line(str(error))}): "
+            "make it a writable folder"
+        ) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def build_services(settings: BotSettings, index: ArticleIndex) -> Services:
@@ -188,15 +238,21 @@ async def _heartbeat(path: Path) -> None:
 
 
 async def run_polling(settings: BotSettings, embedder: Embedder | None = None) -> None:
-    """Long polling until SIGINT/SIGTERM."""
-    services = await open_services(settings, embedder)
+    """Long polling until SIGINT/SIGTERM. Start-up failures raise `StartupError`."""
     bot = create_bot(settings)
-    dispatcher = create_dispatcher(services)
     try:
-        await bot.delete_webhook()
-        await dispatcher.start_polling(bot, allowed_updates=dispatcher.resolve_used_update_types())
+        await check_bot(bot, settings)
+        services = await open_services(settings, embedder)
+        try:
+            dispatcher = create_dispatcher(services)
+            await bot.delete_webhook()
+            await dispatcher.start_polling(
+                bot, allowed_updates=dispatcher.resolve_used_update_types()
+            )
+        finally:
+            await services.index.close()
     finally:
-        await services.index.close()
+        await bot.session.close()
 
 
 def build_webhook_app(dispatcher: Dispatcher, bot: Bot, settings: BotSettings) -> web.Application:
@@ -226,9 +282,15 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def webhook_app(settings: BotSettings, embedder: Embedder | None = None) -> web.Application:
-    """The webhook app with its services; for ``web.run_app``, which handles signals."""
-    services = await open_services(settings, embedder)
+    """The webhook app with its services; for ``web.run_app``, which handles signals.
+    Start-up failures raise `StartupError`."""
     bot = create_bot(settings)
+    try:
+        await check_bot(bot, settings)
+        services = await open_services(settings, embedder)
+    except BaseException:
+        await bot.session.close()
+        raise
     app = build_webhook_app(create_dispatcher(services), bot, settings)
 
     async def close(app: web.Application) -> None:

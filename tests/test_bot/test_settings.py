@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
+import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,7 @@ import pytest
 from bot.__main__ import main
 from bot.log import RedactingFilter
 from bot.settings import BotSettings, SettingsError, load_settings
+from tests.fake_telegram import FakeBotAPI
 
 TOKEN = "123456789:AAHsecretSECRETsecret_-xyz"
 
@@ -131,3 +136,84 @@ def test_feeds_accept_a_list_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEEDS", '["https://a.example.org/rss", "http://b.example.org/atom"]')
 
     assert load_settings().feeds == ["https://a.example.org/rss", "http://b.example.org/atom"]
+
+
+@pytest.fixture
+def run_main(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> Callable[..., Awaitable[tuple[int, str]]]:
+    """``await run_main(**env)``: ``python -m bot`` with BOT_TOKEN=TOKEN and these settings,
+    in a thread (it runs its own event loop); returns the exit code and stderr."""
+    monkeypatch.setattr("bot.__main__.setup_logging", lambda *args: None)  # keep pytest's
+
+    async def run(capsys: pytest.CaptureFixture[str], **env: str) -> tuple[int, str]:
+        monkeypatch.setenv("BOT_TOKEN", TOKEN)
+        monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        code = await asyncio.to_thread(main, [])
+        gc.collect()  # an unclosed aiohttp session complains when collected
+        error = capsys.readouterr().err
+        assert "Unclosed" not in error + caplog.text
+        assert TOKEN not in error + caplog.text
+        return code, error
+
+    return run
+
+
+async def test_a_token_telegram_rejects_stops_before_loading_anything(
+    run_main: Callable[..., Awaitable[tuple[int, str]]],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A token the Bot API answers 401 to: one line, exit 2, no model loaded, no data written."""
+    async with FakeBotAPI() as api:  # serves another token
+        code, error = await run_main(
+            capsys, BOT_API_URL=api.base_url, EMBEDDING_MODEL=str(tmp_path / "no-model")
+        )
+
+    assert code == 2 and error.count("\n") == 1
+    assert error.startswith("error: BOT_TOKEN was rejected by the Bot API")
+    assert not (tmp_path / "data").exists()
+
+
+async def test_an_unreachable_bot_api_is_one_line(
+    run_main: Callable[..., Awaitable[tuple[int, str]]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    code, error = await run_main(capsys, BOT_API_URL=f"http://127.0.0.1:{port}")
+
+    assert code == 2 and error.count("\n") == 1
+    assert error.startswith(f"error: cannot reach the Bot API at http://127.0.0.1:{port}")
+
+
+async def test_a_model_that_cannot_load_is_one_line(
+    run_main: Callable[..., Awaitable[tuple[int, str]]],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    async with FakeBotAPI(token=TOKEN) as api:
+        code, error = await run_main(
+            capsys, BOT_API_URL=api.base_url, EMBEDDING_MODEL=str(tmp_path / "no-model")
+        )
+
+    assert code == 2 and error.count("\n") == 1
+    assert error.startswith("error: EMBEDDING_MODEL is unusable: cannot load embedding model")
+
+
+async def test_a_data_dir_that_cannot_be_written_is_one_line(
+    run_main: Callable[..., Awaitable[tuple[int, str]]],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    async with FakeBotAPI(token=TOKEN) as api:
+        code, error = await run_main(
+            capsys, BOT_API_URL=api.base_url, DATA_DIR=str(tmp_path / "a-file" / "data")
+        )
+
+    assert code == 2 and error.count("\n") == 1
+    assert error.startswith(f"error: DATA_DIR {tmp_path / 'a-file' / 'data'} is not usable")
