@@ -84,6 +84,7 @@ class IndexCore:
         self.min_relevance = (
             settings.min_relevance if settings.min_relevance is not None else DEFAULT_MIN_RELEVANCE
         )
+        self.min_hit_share = settings.min_hit_share
         self._write_lock = threading.RLock()
         self._reindex_lock = threading.Lock()
         self.save_interval = SAVE_INTERVAL_SECONDS
@@ -296,7 +297,7 @@ class IndexCore:
         top_relevance = relevance(top, found, len(words), recipe)
         if top_relevance < self.min_relevance:
             return SearchResult(hits=[], refused=True, relevance=top_relevance)
-        ranked = [c for c in ranked if c.score >= recipe.keep_ratio * top.score]
+        ranked = [c for c in ranked if c.score >= self.min_hit_share * top.score]
         page = ranked[offset : offset + k]
         return SearchResult(
             hits=[to_hit(c, words) for c in page],

@@ -100,7 +100,8 @@ def run_eval(
         ingest_seconds = time.perf_counter() - started
         core.min_relevance = -math.inf  # rank everything; thresholds are judged below
         # Rank everything: the cut of weak trailing hits only shortens what a user is shown.
-        core.recipe = replace(core.recipe, per_article=1, keep_ratio=0.0)
+        core.recipe = replace(core.recipe, per_article=1)
+        core.min_hit_share = 0.0
         owner = {
             pid: row.article_id
             for pid, row in core.store.passages(core.store.passage_ids()).items()

@@ -55,7 +55,6 @@ class Recipe:
     recency_half_life_days: float = 30.0
     recency_weight: float = 0.15
     coverage: float = 0.5  # relevance = best sentence cosine + coverage * share of words found
-    keep_ratio: float = 0.5  # hits scoring below this share of the best hit's score are dropped
 
 
 DEFAULT_RECIPE = Recipe()

@@ -32,6 +32,13 @@ class IndexSettings(BaseSettings):
         description="Refuse to answer below this relevance score; "
         "unset uses the calibrated default.",
     )
+    min_hit_share: float = Field(
+        0.35,
+        ge=0,
+        le=1,
+        description="Leave out hits scoring below this share of the best hit's score "
+        "(0 shows them all).",
+    )
     fetch_timeout: float = Field(20.0, gt=0, description="Timeout for fetching URLs, in seconds.")
 
 

@@ -29,6 +29,7 @@ def bot_settings(tmp_path: Path) -> BotSettings:
         admin_ids=[ADMIN.id],
         rate_limit=1000,
         samples_dir=None,
+        min_hit_share=0.0,  # the fake embedder's scores spread wider than the real model's
     )
 
 

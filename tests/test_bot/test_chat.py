@@ -27,7 +27,11 @@ def chat_settings(tmp_path: Path) -> BotSettings:
     ]
     (samples / "topics.jsonl").write_text("\n".join(json.dumps(r) for r in records))
     return BotSettings(  # type: ignore[call-arg]
-        _env_file=None, data_dir=tmp_path / "data", samples_dir=samples, min_relevance=0.2
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        samples_dir=samples,
+        min_relevance=0.2,
+        min_hit_share=0.0,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 
 from index import IndexCore, SearchFilters
@@ -45,7 +44,7 @@ def test_one_article_contributes_two_passages_before_others_get_their_turn(
         f"The volcano erupted again, episode {i}. Ash fell on the village." * 8 for i in range(6)
     )
     core.add_articles([article("volcano", text=text), article("bank")])
-    core.recipe = replace(core.recipe, keep_ratio=0.0)  # keep weak hits: ordering is tested
+    core.min_hit_share = 0.0  # keep weak hits: ordering is tested
     hits = core.search("volcano erupted ash village", k=5).hits
     volcano = [hit.title.startswith("Volcano") for hit in hits]
     assert volcano[:2] == [True, True] and volcano[2] is False
@@ -98,7 +97,7 @@ def test_recent_articles_rank_higher_when_the_question_asks_for_news(core: Index
 
 def test_paging_continues_where_the_first_page_ended(core: IndexCore) -> None:
     _three_topics(core)
-    core.recipe = replace(core.recipe, keep_ratio=0.0)  # keep weak hits: paging is tested
+    core.min_hit_share = 0.0  # keep weak hits: paging is tested
     first = core.search("volcano cup bank village", k=2)
     second = core.search("volcano cup bank village", k=2, offset=2)
     assert first.has_more
