@@ -50,6 +50,7 @@ __all__ = [
     "check_bot",
     "create_bot",
     "create_dispatcher",
+    "open_index",
     "open_services",
     "run_polling",
     "seed_if_empty",
@@ -89,20 +90,26 @@ async def open_services(settings: BotSettings, embedder: Embedder | None = None)
     """Open the index (loading the model), seed it on first run, build the services with
     feeds, subscriptions and alerts over the bot's own database. A model that cannot load
     or a DATA_DIR that cannot be written raises `StartupError`."""
-    try:
-        index = await ArticleIndex.open(settings, embedder)
-    except ModelError as error:
-        raise StartupError(f"EMBEDDING_MODEL is unusable: {_one_line(str(error))}") from None
-    except (OSError, sqlite3.Error) as error:
-        raise StartupError(
-            f"DATA_DIR {settings.data_dir} is not usable ({_one_line(str(error))}): "
-            "make it a writable folder"
-        ) from None
+    index = await open_index(settings, embedder)
     try:
         await seed_if_empty(index, settings.samples_dir)
         return build_services(settings, index)
     except (OSError, sqlite3.Error) as error:
         await index.close()
+        raise StartupError(
+            f"DATA_DIR {settings.data_dir} is not usable ({_one_line(str(error))}): "
+            "make it a writable folder"
+        ) from None
+
+
+async def open_index(settings: BotSettings, embedder: Embedder | None = None) -> ArticleIndex:
+    """The article index; a model that cannot load or a DATA_DIR that cannot be written
+    raises `StartupError`."""
+    try:
+        return await ArticleIndex.open(settings, embedder)
+    except ModelError as error:
+        raise StartupError(f"EMBEDDING_MODEL is unusable: {_one_line(str(error))}") from None
+    except (OSError, sqlite3.Error) as error:
         raise StartupError(
             f"DATA_DIR {settings.data_dir} is not usable ({_one_line(str(error))}): "
             "make it a writable folder"

@@ -37,9 +37,9 @@ from aiogram.methods import (
 from aiogram.methods.base import TelegramType
 from aiogram.types import InlineKeyboardMarkup, Update
 
-from bot.app import build_services, create_bot, create_dispatcher, seed_if_empty
+from bot.app import build_services, create_bot, create_dispatcher, open_index, seed_if_empty
 from bot.settings import BotSettings
-from index import ArticleIndex, Embedder
+from index import Embedder
 
 __all__ = ["LOCAL_USER_ID", "TerminalSession", "render_html", "run_chat"]
 
@@ -283,7 +283,7 @@ async def run_chat(
     if color is None:
         color = out.isatty() and "NO_COLOR" not in os.environ
     print("Opening the index (loading the model the first time takes a moment)…", file=out)
-    index = await ArticleIndex.open(settings, embedder)
+    index = await open_index(settings, embedder)
     try:
         if settings.samples_dir and not (await index.stats()).articles:
             print(f"First run: indexing the sample articles in {settings.samples_dir}…", file=out)
