@@ -6,6 +6,9 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
+from bot.app import StartupError
 from bot.chat import render_html, run_chat
 from bot.settings import BotSettings
 from tests import factories
@@ -101,10 +104,6 @@ async def test_chat_has_subscriptions_and_feeds_wired_in(tmp_path: Path) -> None
 
 async def test_chat_with_an_unusable_model_stops_with_one_clear_error(tmp_path: Path) -> None:
     """A bad EMBEDDING_MODEL in chat mode is a StartupError (one line), not a traceback."""
-    import pytest
-
-    from bot.app import StartupError
-
     settings = chat_settings(tmp_path).model_copy(update={"embedding_model": "/no/such/model"})
     with pytest.raises(StartupError, match="EMBEDDING_MODEL is unusable"):
         await run_chat(settings, lines=["/quit"], out=io.StringIO(), color=False)
