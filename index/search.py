@@ -126,7 +126,8 @@ def diversify(candidates: list[Candidate], per_article: int) -> list[Candidate]:
     """Ranking order, but no article's passage beyond its ``per_article`` best comes before
     another article's: the extra ones follow, in order, once the others run out."""
     taken: dict[str, int] = {}
-    first, later = [], []
+    first: list[Candidate] = []
+    later: list[Candidate] = []
     for candidate in candidates:
         article = candidate.row.article_id
         taken[article] = taken.get(article, 0) + 1
