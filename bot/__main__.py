@@ -13,7 +13,8 @@ from aiohttp import web
 from bot.app import HEARTBEAT_FILE, HEARTBEAT_INTERVAL, StartupError, run_polling, webhook_app
 from bot.chat import run_chat
 from bot.log import setup_logging
-from bot.settings import BotSettings, SettingsError, describe_settings, load_settings
+from bot.settings import BotSettings, SettingsError, load_settings
+from index.settings import describe_settings
 
 COMMANDS = {
     "run": "serve Telegram: long polling, or a webhook server when WEBHOOK_URL is set (default)",

@@ -14,12 +14,11 @@ from typing import Annotated, Any
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_core import PydanticUndefined
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from bot.alerts.settings import AlertSettings
 
-__all__ = ["BotSettings", "SettingsError", "describe_settings", "load_settings"]
+__all__ = ["BotSettings", "SettingsError", "load_settings"]
 
 TOKEN_PATTERN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{5,}")
 OFFICIAL_API = "https://api.telegram.org"
@@ -149,18 +148,3 @@ def load_settings(*, require_token: bool = True, **overrides: Any) -> BotSetting
         if settings.webhook_url and not settings.webhook_url.startswith("https://"):
             raise SettingsError("WEBHOOK_URL is invalid: Telegram only calls https:// webhooks")
     return settings
-
-
-def describe_settings(settings_cls: type[BaseSettings] = BotSettings) -> str:
-    """One line per setting: environment name, default, description (for --help)."""
-    lines = []
-    for name, info in settings_cls.model_fields.items():
-        default = info.default
-        if default is None or default is PydanticUndefined:
-            shown = "(unset)"
-        elif isinstance(default, frozenset):
-            shown = ",".join(map(str, sorted(default))) or "(none)"
-        else:
-            shown = str(default)
-        lines.append(f"  {name.upper():<20} {shown:<26} {info.description or ''}")
-    return "\n".join(lines)

@@ -409,12 +409,6 @@ class Storage:
                 (old_id,),
             )
 
-    def chat_counts(self) -> dict[str, int]:
-        return {
-            status: n
-            for status, n in self._query("SELECT status, COUNT(*) FROM chats GROUP BY status")
-        }
-
     # -- feeds ----------------------------------------------------------------------------
 
     def add_feed(self, url: str, *, preset: bool = False) -> tuple[FeedRow, bool]:
@@ -502,14 +496,6 @@ class Storage:
         if not rows:
             return [], None
         return [r[0] for r in rows], np.vstack([np.frombuffer(r[1], dtype=np.uint32) for r in rows])
-
-    def duplicates_of(self, article_id: str) -> list[Story]:
-        rows = self._query(
-            "SELECT article_id, url, content_hash, title, outlet, duplicate_of, signature "
-            "FROM stories WHERE duplicate_of = ? ORDER BY seen_at",
-            (article_id,),
-        )
-        return [_story(r) for r in rows]
 
     def record_poll(
         self,

@@ -54,6 +54,7 @@ from index.vectors import StaleIndexError, VectorIndex
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` from the worker thread doing the work."""
 EMBED_BATCH_PASSAGES = 256
 SAVE_INTERVAL_SECONDS = 30.0  # the vector index is written at most this often (and at close)
 
@@ -145,16 +146,19 @@ class IndexCore:
         inputs = list(_expand(sources))
         report = IngestReport()
         pending: list[Article] = []
+        pending_chars = 0
         for done, source in enumerate(inputs, start=1):
             try:
-                pending += self._read(source)
+                articles = self._read(source)
+                pending += articles
+                pending_chars += sum(len(a.text) for a in articles)
             except InputError as error:
                 report.failed.append((source, str(error)))
             except OSError as error:
                 report.failed.append((source, f"cannot read ({error.strerror or error})"))
-            if sum(len(a.text) for a in pending) > EMBED_BATCH_PASSAGES * 600:
+            if pending_chars > EMBED_BATCH_PASSAGES * 600:  # about that many passages
                 report.merge(self.add_articles(pending, save=False))
-                pending = []
+                pending, pending_chars = [], 0
             if progress:
                 progress(done, len(inputs))
         report.merge(self.add_articles(pending))

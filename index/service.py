@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from index.core import IndexCore, ReindexReport
+from index.core import IndexCore, Progress, ReindexReport
 from index.embedding import Embedder
 from index.models import (
     Article,
@@ -21,8 +21,6 @@ from index.models import (
 from index.settings import IndexSettings
 
 T = TypeVar("T")
-Progress = Callable[[int, int], None]
-"""Called as ``progress(done, total)`` from a worker thread, never from the event loop."""
 
 
 class ArticleIndex:

@@ -46,6 +46,12 @@ def describe_settings(settings_cls: type[BaseSettings]) -> str:
     """One line per setting: environment name, default, description (for --help)."""
     lines = []
     for name, info in settings_cls.model_fields.items():
-        default = info.default if info.default is not None else "(unset)"
-        lines.append(f"  {name.upper():<20} default {default!s:<22} {info.description or ''}")
+        default = info.get_default(call_default_factory=True)
+        if default is None:
+            shown = "(unset)"
+        elif isinstance(default, list | set | frozenset):
+            shown = ",".join(map(str, sorted(default))) or "(none)"
+        else:
+            shown = str(default)
+        lines.append(f"  {name.upper():<26} {shown:<26} {info.description or ''}")
     return "\n".join(lines)
