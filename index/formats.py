@@ -187,8 +187,7 @@ def make_article(
 ) -> Article:
     """An article with its stable id: from the canonical URL, else from the content."""
     url = url.strip() if url and _is_web_url(url.strip()) else None
-    key = f"url:{canonical_url(url)}" if url else f"text:{title}\n{text}"
-    article_id = hashlib.sha256(key.encode()).hexdigest()[:16]
+    article_id = article_id_for_url(url) if url else _digest(f"text:{title}\n{text}")
     return Article(
         id=article_id,
         title=title.strip() or _headline_from(text),
@@ -199,6 +198,15 @@ def make_article(
         published=published,
         source=source,
     )
+
+
+def article_id_for_url(url: str) -> str:
+    """The id of the article at ``url`` (any spelling of its canonical URL)."""
+    return _digest(f"url:{canonical_url(url)}")
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def canonical_url(url: str) -> str:

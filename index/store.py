@@ -282,15 +282,12 @@ class Store:
 
     def find_article_id(self, id_or_url: str) -> str | None:
         """An article id from an id, an id prefix (8+ characters) or the article's URL."""
-        from index.formats import canonical_url
+        from index.formats import article_id_for_url
 
+        if "://" in id_or_url:
+            id_or_url = article_id_for_url(id_or_url)
         db = self.db
         row = db.execute("SELECT id FROM articles WHERE id = ?", (id_or_url,)).fetchone()
-        if row is None and "://" in id_or_url:
-            wanted = canonical_url(id_or_url)
-            for article_id, url in db.execute("SELECT id, url FROM articles WHERE url IS NOT NULL"):
-                if canonical_url(url) == wanted:
-                    return str(article_id)
         if row is None and len(id_or_url) >= 8:
             rows = db.execute(
                 "SELECT id FROM articles WHERE id LIKE ? LIMIT 2", (id_or_url + "%",)

@@ -95,3 +95,18 @@ def test_failure_while_storing_leaves_nothing_half_ingested(
         core.add_articles([article("volcano", text=long_text)])
     assert core.store.counts().articles == 0
     assert core.store.passage_ids() == [] and core.vectors.count == 0
+
+
+def test_remove_by_any_spelling_of_the_url_or_an_id_prefix(core: IndexCore) -> None:
+    core.add_articles(
+        [
+            article("volcano", url="https://news.example/volcano"),
+            article("bank", url="https://news.example/bank"),
+        ]
+    )
+    removed = core.remove("HTTPS://NEWS.example/volcano/#comments")
+    assert removed is not None and removed.title == "Volcano erupts near village"
+    bank_id = core.store.latest(1)[0].id
+    assert core.remove(bank_id[:8]) is not None
+    assert core.remove("https://news.example/volcano") is None
+    assert core.stats().articles == 0 and core.vectors.count == 0
