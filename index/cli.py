@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 
 from index.settings import IndexSettings, describe_settings
 
@@ -39,14 +40,33 @@ def build_parser() -> argparse.ArgumentParser:
     remove = commands.add_parser("remove", help="remove an article by id or URL")
     remove.add_argument("article", metavar="ARTICLE_ID_OR_URL")
 
-    evaluate = commands.add_parser("eval", help="retrieval quality on a SQuAD-format file")
-    evaluate.add_argument("--squad", required=True, metavar="FILE")
+    evaluate = commands.add_parser(
+        "eval", help="retrieval, quote and refusal quality on a SQuAD-format file"
+    )
+    evaluate.add_argument(
+        "--squad",
+        required=True,
+        metavar="FILE",
+        help="SQuAD v1.1/v2.0 or a file in its layout (e.g. ../shared/bench/news-quiz-2023.json)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
     evaluate.add_argument(
         "--refusal",
         action="store_true",
-        help="SQuAD 2.0: also measure wrong refusals and wrong answers",
+        help="also measure wrong refusals and wrong answers per threshold",
+    )
+    evaluate.add_argument(
+        "--typos",
+        action="store_true",
+        help="also search the questions with one or two typos each (fixed seed)",
+    )
+    evaluate.add_argument("--typo-seed", type=int, default=2026, help="seed of the typos")
+    evaluate.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the embedded index here between runs (reused when file and settings match)",
     )
 
     bench = commands.add_parser("bench", help="ingestion throughput and query latency")
@@ -71,7 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from index.evaluate import run_eval
 
         return run_eval(
-            args.squad, settings, as_json=args.json, limit=args.limit, refusal=args.refusal
+            args.squad,
+            settings,
+            as_json=args.json,
+            limit=args.limit,
+            refusal=args.refusal,
+            typos=args.typos,
+            typo_seed=args.typo_seed,
+            cache_dir=args.cache_dir,
         )
     if args.command == "bench":
         from index.bench import run_bench
