@@ -65,11 +65,15 @@ _ABBREVIATIONS = {
     "a.m",
     "p.m",
 }
-# A candidate boundary: end punctuation, optional closing quotes/brackets, whitespace,
-# then something that can start a sentence.
-_BOUNDARY = re.compile(r"""[.!?…]+["'”’)\]]*\s+(?=["'“‘(\[]?[A-Z0-9À-ÖØ-Þ])""")
-_WORD_BEFORE = re.compile(r"([\w.]+)[.!?…]*[\"'”’)\]]*\s*$")
-_PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\s*\n)[^\n]+)*")
+# A candidate boundary: a run of end punctuation (matched from its first character, and
+# possessively, so a long run of dots is scanned once), optional closing quotes/brackets,
+# whitespace, then something that can start a sentence. Every pattern here runs in time
+# linear in the text: no quantified part can be re-scanned from many starting points.
+_BOUNDARY = re.compile(r"""(?<![.!?…])[.!?…]++["'”’)\]]*+\s++(?=["'“‘(\[]?[A-Z0-9À-ÖØ-Þ])""")
+# A line that continues a paragraph: the next line is not blank (only horizontal
+# whitespace is looked at, so a long blank stretch is not re-scanned from every line).
+_PARAGRAPH = re.compile(r"[^\n]+(?:\n(?![^\S\n]*\n)[^\n]+)*")
+_LONGEST_ABBREVIATION = max(map(len, _ABBREVIATIONS))
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -77,9 +81,9 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
     for match in _BOUNDARY.finditer(text):
-        if _is_abbreviation(text[start : match.start() + 1]):
+        if _is_abbreviation(text, start, match.start()):
             continue
-        end = match.end() - len(match.group()) + len(match.group().rstrip())
+        end = match.start() + len(match.group().rstrip())
         if text[start:end].strip():
             spans.append((start, end))
         start = match.end()
@@ -89,14 +93,20 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _is_abbreviation(sentence: str) -> bool:
-    """True when the full stop ending ``sentence`` belongs to an abbreviation or initial."""
-    if not sentence.endswith("."):
+def _is_abbreviation(text: str, start: int, stop: int) -> bool:
+    """True when the full stop at ``text[stop]`` ends an abbreviation or an initial.
+
+    The word is the run of word characters and dots just before it, within the sentence
+    that began at ``start``; only a few characters are looked at, however long the run.
+    """
+    if text[stop] != ".":
         return False
-    match = _WORD_BEFORE.search(sentence)
-    if not match:
-        return False
-    word = match.group(1).rstrip(".").lower()
+    begin = stop
+    while begin > start and (text[begin - 1].isalnum() or text[begin - 1] in "._"):
+        begin -= 1
+        if stop - begin > _LONGEST_ABBREVIATION:
+            return False
+    word = text[begin:stop].rstrip(".").lower()
     return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 
