@@ -14,7 +14,14 @@ os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 from index.core import IndexCore, ReindexReport
 from index.embedding import Embedder, SentenceTransformerEmbedder
-from index.errors import ArticleIndexError, FetchError, InputError, ModelError
+from index.errors import (
+    ArticleIndexError,
+    DamagedDatabaseError,
+    FetchError,
+    InputError,
+    ModelError,
+    StorageError,
+)
 from index.models import (
     Article,
     ArticleInfo,
@@ -32,6 +39,7 @@ __all__ = [
     "ArticleIndex",
     "ArticleIndexError",
     "ArticleInfo",
+    "DamagedDatabaseError",
     "Embedder",
     "FetchError",
     "Hit",
@@ -45,4 +53,5 @@ __all__ = [
     "SearchFilters",
     "SearchResult",
     "SentenceTransformerEmbedder",
+    "StorageError",
 ]

@@ -1,15 +1,18 @@
-"""``python -m index``: ingest, ask, stats, reindex, remove, eval, bench."""
+"""``python -m index``: ingest, ask, stats, reindex, remove, check, backup, restore, eval,
+bench. A failure is one line on stderr (``error: ...``) and exit status 1, never a traceback."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from index.errors import ArticleIndexError, DamagedDatabaseError
 from index.settings import IndexSettings, describe_settings
 
 
@@ -39,6 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("reindex", help="re-embed every passage and rebuild the vector index")
     remove = commands.add_parser("remove", help="remove an article by id or URL")
     remove.add_argument("article", metavar="ARTICLE_ID_OR_URL")
+    commands.add_parser(
+        "check", help="full integrity check of the database, and whether the vector index matches"
+    )
+    backup = commands.add_parser(
+        "backup", help="copy the database to FILE (safe while the bot runs)"
+    )
+    backup.add_argument("file", type=Path, metavar="FILE")
+    restore = commands.add_parser(
+        "restore",
+        help="replace the database with a checked backup and rebuild the vector index "
+        "(stop the bot first)",
+    )
+    restore.add_argument("file", type=Path, metavar="FILE")
 
     evaluate = commands.add_parser(
         "eval", help="retrieval, quote and refusal quality on a SQuAD-format file"
@@ -112,11 +128,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     from index.core import IndexCore
 
-    core = IndexCore.open(settings)
     try:
-        return _COMMANDS[args.command](core, args)
-    finally:
-        core.close()
+        if args.command in _MAINTENANCE:
+            return _MAINTENANCE[args.command](settings, args)
+        core = IndexCore.open(settings)
+        try:
+            return _COMMANDS[args.command](core, args)
+        finally:
+            core.close()
+    except (ArticleIndexError, sqlite3.Error, OSError) as error:
+        print(f"error: {_one_line(error, settings)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(error: Exception, settings: IndexSettings) -> str:
+    """What went wrong with the index's storage, and what to do, in one line."""
+    from index.core import database_path
+
+    if isinstance(error, sqlite3.DatabaseError) and error.sqlite_errorcode in (
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+    ):
+        error = DamagedDatabaseError(database_path(settings), str(error))
+    if isinstance(error, ArticleIndexError):
+        return " ".join(str(error).split())
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror or error}: DATA_DIR must be a writable folder"
+    return f"{database_path(settings)}: {' '.join(str(error).split())}"
 
 
 def _ingest(core, args) -> int:  # type: ignore[no-untyped-def]
@@ -132,6 +170,15 @@ def _ingest(core, args) -> int:  # type: ignore[no-untyped-def]
         report = core.ingest(args.sources, progress=progress)
     for name, reason in report.failed:
         print(f"failed: {name}: {reason}", file=sys.stderr)
+    for name, kept in report.duplicates:
+        print(f"duplicate: {name}: same article as {kept}", file=sys.stderr)
+    if report.skipped:
+        names = ", ".join(report.skipped[:5]) + (", \u2026" if len(report.skipped) > 5 else "")
+        print(
+            f"skipped {len(report.skipped)} file(s) that are not articles by their names: "
+            f"{names} (name a file explicitly to ingest it)",
+            file=sys.stderr,
+        )
     print(f"{report.summary()} ({report.passages} passages indexed)")
     return 1 if report.failed and not (report.added or report.updated or report.unchanged) else 0
 
@@ -200,6 +247,47 @@ def _remove(core, args) -> int:  # type: ignore[no-untyped-def]
     return 0
 
 
+def _check(settings: IndexSettings, args: argparse.Namespace) -> int:
+    from index.maintenance import check
+
+    report = check(settings)
+    if not report.exists:
+        print(f"database   {report.database}: none yet (created by the first ingest)")
+        return 0
+    if not report.sound:
+        print(f"database   {report.database}: DAMAGED")
+        for problem in report.problems:
+            print(f"  {problem}")
+        print(
+            "what to do: restore a backup with `python -m index restore FILE`; the damaged "
+            "file is kept beside as articles.sqlite3.before-restore"
+        )
+        return 1
+    print(
+        f"database   {report.database}: ok (integrity_check), "
+        f"{report.articles} articles, {report.passages} passages\n"
+        f"vectors    {report.vectors}"
+    )
+    return 0
+
+
+def _backup(settings: IndexSettings, args: argparse.Namespace) -> int:
+    from index.maintenance import backup
+
+    articles, passages = backup(settings, args.file)
+    print(f"backed up {articles} articles, {passages} passages to {args.file}")
+    return 0
+
+
+def _restore(settings: IndexSettings, args: argparse.Namespace) -> int:
+    from index.maintenance import restore
+
+    report = restore(settings, args.file)
+    kept = f"; the replaced database is kept as {report.previous}" if report.previous else ""
+    print(f"restored {report.articles} articles, {report.passages} passages from {args.file}{kept}")
+    return 0
+
+
 _COMMANDS = {
     "ingest": _ingest,
     "ask": _ask,
@@ -207,3 +295,4 @@ _COMMANDS = {
     "reindex": _reindex,
     "remove": _remove,
 }
+_MAINTENANCE = {"check": _check, "backup": _backup, "restore": _restore}

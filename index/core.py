@@ -7,9 +7,11 @@ and keep using the vector index they started with while a rebuild swaps in a new
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,7 +29,7 @@ from index.embedding import (
     passage_vector,
     sentence_inputs,
 )
-from index.errors import ArticleIndexError, InputError
+from index.errors import ArticleIndexError, DamagedDatabaseError, InputError
 from index.fetch import fetch, is_url
 from index.models import (
     Article,
@@ -94,15 +96,20 @@ class IndexCore:
 
     @property
     def index_path(self) -> Path:
-        return self.settings.data_dir / "passages.faiss"
+        return index_path(self.settings)
 
     @classmethod
     def open(cls, settings: IndexSettings, embedder: Embedder | None = None) -> IndexCore:
         """Open the database, then load the saved vector index if it matches the database
-        and the model; otherwise rebuild it (re-embedding only if the model changed)."""
+        and the model; otherwise rebuild it (re-embedding only if the model changed).
+        A damaged database raises ``DamagedDatabaseError`` and is left as it is."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(settings.data_dir / "articles.sqlite3")
-        embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
+        store = open_store(settings)
+        try:
+            embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
+        except BaseException:
+            store.close()
+            raise
         core = cls(settings, store, VectorIndex(embedder.dimension, embedder.name), embedder)
         core._load_or_rebuild()
         return core
@@ -134,44 +141,45 @@ class IndexCore:
             self.save()
 
     def _index_from_store(self) -> VectorIndex:
-        index = VectorIndex(self.embedder.dimension, self.embedder.name)
-        for ids, vectors in self.store.iter_vectors():
-            index.add(ids, vectors)
-        return index
+        return vector_index_from_store(self.store, self.embedder.dimension, self.embedder.name)
 
     # -- ingestion ------------------------------------------------------------------------
 
     def ingest(self, sources: Sequence[str], progress: Progress | None = None) -> IngestReport:
-        """Ingest files, folders (recursively) and URLs; a bad input is reported and skipped."""
-        inputs = list(_expand(sources))
-        report = IngestReport()
+        """Ingest files, folders (recursively) and URLs. Each input is all or nothing: one
+        that cannot be read or parsed, for whatever reason, gets a one-line reason and the
+        batch goes on. Files in folders that are not articles by their name (README, ...)
+        are skipped."""
+        inputs, skipped = _expand(sources)
+        report = IngestReport(skipped=skipped)
         pending: list[Article] = []
         pending_chars = 0
         for done, source in enumerate(inputs, start=1):
             try:
                 articles = self._read(source)
+            except Exception as error:  # any failure is this input's reason
+                report.failed.append((source, failure_reason(error)))
+            else:
                 pending += articles
                 pending_chars += sum(len(a.text) for a in articles)
-            except InputError as error:
-                report.failed.append((source, str(error)))
-            except OSError as error:
-                report.failed.append((source, f"cannot read ({error.strerror or error})"))
             if pending_chars > EMBED_BATCH_PASSAGES * 600:  # about that many passages
                 report.merge(self.add_articles(pending, save=False))
                 pending, pending_chars = [], 0
             if progress:
                 progress(done, len(inputs))
-        report.merge(self.add_articles(pending))
+        report.merge(self.add_articles(pending, save=False))
+        if report.added or report.updated:
+            self._changed()
         return report
 
     def ingest_document(self, name: str, data: bytes) -> IngestReport:
-        """Ingest one uploaded file's bytes."""
+        """Ingest one uploaded file's bytes, all or nothing."""
         report = IngestReport()
         try:
             self._check_size(len(data))
             articles = formats.parse(name, data)
-        except InputError as error:
-            report.failed.append((name, str(error)))
+        except Exception as error:  # any failure is this input's reason
+            report.failed.append((name, failure_reason(error)))
             return report
         return self.add_articles(articles)
 
@@ -183,10 +191,17 @@ class IndexCore:
             name = "page.html" if "html" in page.content_type else page.url.rsplit("/", 1)[-1]
             return formats.parse(name, page.data, url=page.url)
         path = Path(source)
-        if not path.is_file():
-            raise InputError("no such file")
-        self._check_size(path.stat().st_size)
-        return formats.parse(path.name, path.read_bytes())
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise InputError("no such file") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"not a regular file ({_file_kind(info.st_mode)})")
+        self._check_size(info.st_size)
+        with path.open("rb") as handle:  # at most the limit, should the file grow meanwhile
+            data = handle.read(self.settings.max_input_bytes + 1)
+        self._check_size(len(data))
+        return formats.parse(source, data)  # the path as given names it in reports
 
     def _check_size(self, size: int) -> None:
         if size > self.settings.max_input_bytes:
@@ -196,15 +211,21 @@ class IndexCore:
             )
 
     def add_articles(self, articles: Sequence[Article], *, save: bool = True) -> IngestReport:
-        """Embed and store new or changed articles; unchanged ones are left alone."""
-        report = IngestReport()
+        """Embed and store new or changed articles; unchanged ones are left alone. With
+        ``save=False`` the vector index is only marked changed (the caller saves it)."""
+        unique, duplicates = _unique(articles)
+        report = IngestReport(duplicates=duplicates)
         todo: list[tuple[Article, str, list[Passage]]] = []
-        for article in _unique(articles):
+        for article in unique:
             digest = _content_hash(article)
             if self.store.content_hash(article.id) == digest:
                 report.unchanged.append(article.title)
                 continue
-            passages = chunk_article(article, self.settings.passage_chars)
+            try:
+                passages = chunk_article(article, self.settings.passage_chars)
+            except Exception as error:  # this article's reason; the rest go on
+                report.failed.append((article.source or article.title, failure_reason(error)))
+                continue
             if not passages:
                 report.failed.append((article.source or article.title, "no text to index"))
                 continue
@@ -225,6 +246,7 @@ class IndexCore:
                     )
                     self.vectors.remove(removed)
                     self.vectors.add(np.array(new_ids, dtype=np.int64), vectors)
+                    self._dirty = True
                 (report.updated if existed else report.added).append(article.title)
                 report.article_ids.append(article.id)
                 report.passages += len(passages)
@@ -360,6 +382,9 @@ class IndexCore:
             raise ArticleIndexError("a reindex is already running")
         try:
             started = time.perf_counter()
+            problems = self.store.check(full=True)
+            if problems:
+                raise DamagedDatabaseError(self.store.path, problems[0])
             fresh = self._reembed_all(progress)
             with self._write_lock:
                 current = set(self.store.passage_ids())
@@ -427,25 +452,94 @@ class IndexCore:
         self.store.close()
 
 
-def _expand(sources: Iterable[str]) -> Iterable[str]:
-    """Inputs with folders replaced by the supported files below them, sorted."""
+def index_path(settings: IndexSettings) -> Path:
+    """The saved vector index, beside the database."""
+    return settings.data_dir / "passages.faiss"
+
+
+def database_path(settings: IndexSettings) -> Path:
+    return settings.data_dir / "articles.sqlite3"
+
+
+def open_store(settings: IndexSettings) -> Store:
+    """The database, checked. An empty (0-byte) database file beside a saved vector index
+    is damage, not a fresh install: it is refused rather than silently started over."""
+    path = database_path(settings)
+    with contextlib.suppress(FileNotFoundError):
+        if path.stat().st_size == 0 and index_path(settings).exists():
+            raise DamagedDatabaseError(path, f"empty file, but {index_path(settings)} exists")
+    return Store(path)
+
+
+def vector_index_from_store(store: Store, dimension: int, model: str) -> VectorIndex:
+    """A vector index of the vectors kept in the database (no re-embedding)."""
+    index = VectorIndex(dimension, model)
+    for ids, vectors in store.iter_vectors():
+        index.add(ids, vectors)
+    return index
+
+
+def failure_reason(error: Exception) -> str:
+    """One line saying why an input could not be ingested."""
+    if isinstance(error, InputError):
+        return str(error)
+    if isinstance(error, OSError):
+        return f"cannot read ({error.strerror or error})"
+    detail = " ".join(str(error).split())
+    detail = detail if len(detail) <= 160 else detail[:159] + "\u2026"
+    return f"cannot be parsed ({type(error).__name__}{': ' + detail if detail else ''})"
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def _expand(sources: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The inputs, with folders replaced by the article files below them (sorted), and the
+    files below them skipped by name as not articles. Inputs named explicitly are kept."""
+    inputs: list[str] = []
+    skipped: list[str] = []
     for source in sources:
         path = Path(source)
-        if not is_url(source) and path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if (
-                    child.is_file()
-                    and not child.name.startswith(".")
-                    and child.suffix.lower() in formats.SUPPORTED_EXTENSIONS
-                ):
-                    yield str(child)
+        if is_url(source) or not path.is_dir():
+            inputs.append(source)
+            continue
+        for child in sorted(path.rglob("*")):
+            if (
+                child.is_file()
+                and not child.name.startswith(".")
+                and child.suffix.lower() in formats.SUPPORTED_EXTENSIONS
+            ):
+                (inputs if formats.is_article_name(child.name) else skipped).append(str(child))
+    return inputs, skipped
+
+
+def _unique(articles: Iterable[Article]) -> tuple[list[Article], list[tuple[str, str]]]:
+    """Each article id once, and the (name, name of the article kept) of those left out.
+    Of identical copies the first is kept; of differing versions, the last."""
+    kept: dict[str, Article] = {}
+    duplicates: list[tuple[str, str]] = []
+    for article in articles:
+        earlier = kept.get(article.id)
+        if earlier is None:
+            kept[article.id] = article
+        elif _content_hash(earlier) == _content_hash(article):
+            duplicates.append((_name(article), _name(earlier)))
         else:
-            yield source
+            duplicates.append((_name(earlier), _name(article)))
+            kept[article.id] = article
+    return list(kept.values()), duplicates
 
 
-def _unique(articles: Iterable[Article]) -> list[Article]:
-    """The last version of each article id in a batch."""
-    return list({article.id: article for article in articles}.values())
+def _name(article: Article) -> str:
+    return article.source or article.title
 
 
 def _batches(

@@ -8,6 +8,10 @@ Formats, chosen by extension and then by content:
 3. HTML article pages (main text and metadata extracted by trafilatura);
 4. JSON / JSONL records with ``title``, ``text`` and optional ``url``, ``published``,
    ``outlet``, ``author``.
+
+Bytes that are not text (binary data, no fitting encoding, many control characters) are
+refused. Files named like a project's or a corpus's own papers (README, LICENSE, ...) are
+not articles: ingesting a folder skips them (``is_article_name``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,26 @@ TEXT_EXTENSIONS = {".txt", ".text", ".md", ".markdown"}
 HTML_EXTENSIONS = {".html", ".htm", ".xhtml"}
 JSON_EXTENSIONS = {".json", ".jsonl", ".ndjson"}
 SUPPORTED_EXTENSIONS = TEXT_EXTENSIONS | HTML_EXTENSIONS | JSON_EXTENSIONS
+NOT_ARTICLE_NAMES = frozenset(
+    {
+        "authors",
+        "changelog",
+        "changes",
+        "code_of_conduct",
+        "contributing",
+        "copying",
+        "copyright",
+        "history",
+        "licence",
+        "license",
+        "notice",
+        "readme",
+        "security",
+    }
+)  # compared with the lower-cased name without extension, and its part before a "-"
+_CONTROL_CHARACTERS = [chr(c) for c in (*range(0x01, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0))]
+_TEXT_SAMPLE_CHARS = 65_536
+_MAX_CONTROL_SHARE = 0.01  # real text, in any language, has next to none
 
 _AZERNEWS_HEAD = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\s+By\s+(.+?)\s*$", re.IGNORECASE)
 _BYLINE = re.compile(r"^\s*By\s+(.+?)\s*$")
@@ -41,6 +65,7 @@ def parse(name: str, data: bytes, *, url: str | None = None) -> list[Article]:
     if b"\x00" in data[:8192]:
         raise InputError("binary file, not text")
     text = decode(data)
+    _check_text(text)
     suffix = PurePath(name).suffix.lower()
     if suffix in JSON_EXTENSIONS or (suffix not in SUPPORTED_EXTENSIONS and _looks_json(text)):
         articles = parse_json(text, source=name)
@@ -68,7 +93,27 @@ def decode(data: bytes) -> str:
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
-    return str(best) if best is not None else data.decode("latin-1")
+    if best is None:
+        raise InputError("not text (binary data, or an encoding that cannot be recognised)")
+    return str(best)
+
+
+def is_article_name(name: str) -> bool:
+    """False for README, LICENSE and the like (any case, any extension, ``README-2``):
+    files that describe a project or a corpus rather than report news."""
+    stem = PurePath(name).stem.lower()
+    return stem not in NOT_ARTICLE_NAMES and stem.split("-")[0] not in NOT_ARTICLE_NAMES
+
+
+def _check_text(text: str) -> None:
+    """Refuse decoded bytes that are not language: random or binary data without a NUL
+    decodes to text full of control characters."""
+    sample = text[:_TEXT_SAMPLE_CHARS]
+    controls = sum(sample.count(character) for character in _CONTROL_CHARACTERS)
+    if controls > _MAX_CONTROL_SHARE * len(sample):
+        raise InputError(
+            f"not text ({controls / len(sample):.0%} of the characters are control characters)"
+        )
 
 
 def parse_text(text: str, *, source: str, url: str | None = None) -> Article:
@@ -134,7 +179,7 @@ def parse_html(html: str, *, source: str, url: str | None = None) -> Article:
 def parse_json(text: str, *, source: str) -> list[Article]:
     """A JSON object, a JSON list of objects, or JSON Lines; every record must be valid."""
     try:
-        payload = json.loads(text)
+        payload = _load_json(text, where="")
         records = payload if isinstance(payload, list) else [payload]
     except json.JSONDecodeError:
         records = []
@@ -142,7 +187,7 @@ def parse_json(text: str, *, source: str) -> list[Article]:
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                records.append(_load_json(line, where=f" on line {number}"))
             except json.JSONDecodeError as error:
                 raise InputError(f"invalid JSON on line {number}: {error.msg}") from None
     if not records:
@@ -151,6 +196,19 @@ def parse_json(text: str, *, source: str) -> list[Article]:
         _article_from_record(record, number, source)
         for number, record in enumerate(records, start=1)
     ]
+
+
+def _load_json(text: str, *, where: str) -> Any:
+    """``json.loads``; raises ``JSONDecodeError`` on bad syntax and ``InputError`` on JSON
+    that is valid but unusable (nested too deeply, numbers too long to convert)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise InputError(f"invalid JSON{where}: nested too deeply") from None
+    except ValueError:  # Python refuses integers of more than 4,300 digits
+        raise InputError(f"invalid JSON{where}: a number is too long") from None
 
 
 def _article_from_record(record: Any, number: int, source: str) -> Article:

@@ -88,12 +88,15 @@ class SearchResult:
 
 @dataclass(slots=True)
 class IngestReport:
-    """What a batch of inputs did to the index."""
+    """What a batch of inputs did to the index. Every input lands in exactly one list, so
+    the counts add up to the articles given (one per file, or per JSON record)."""
 
     added: list[str] = field(default_factory=list)  # article titles
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (input name, reason)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (name, name of the kept)
+    skipped: list[str] = field(default_factory=list)  # files in folders that are not articles
     passages: int = 0
     article_ids: list[str] = field(default_factory=list)  # added or updated
 
@@ -102,14 +105,27 @@ class IngestReport:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.failed += other.failed
+        self.duplicates += other.duplicates
+        self.skipped += other.skipped
         self.passages += other.passages
         self.article_ids += other.article_ids
 
     def summary(self) -> str:
-        return (
+        text = (
             f"added {len(self.added)}, updated {len(self.updated)}, "
             f"unchanged {len(self.unchanged)}, failed {len(self.failed)}"
         )
+        if self.duplicates:
+            count = len(self.duplicates)
+            text += (
+                f", {count} duplicates of articles above"
+                if count > 1
+                else ", 1 duplicate of an article above"
+            )
+        if self.skipped:
+            count = len(self.skipped)
+            text += f", skipped {count} non-article file{'s' if count > 1 else ''}"
+        return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,16 @@
 
 The FAISS index is derived from the vectors kept here and can always be rebuilt from them.
 Schema upgrades run in place, in a transaction, from the version recorded in ``meta``.
+
+A damaged database is never written to: opening runs SQLite's ``quick_check``, ``check``
+runs the full ``integrity_check``, and once either finds a problem (or SQLite reports
+corruption during a write) every write raises ``DamagedDatabaseError``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -14,12 +19,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
+from index.errors import DamagedDatabaseError, StorageError
 from index.models import Article, ArticleInfo, Passage, SearchFilters
 
 SCHEMA_VERSION = 1
+_DAMAGE_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+CHECK_ROWS = 20  # problems listed at most by one integrity check
 
 
 def _schema_v1(db: sqlite3.Connection) -> None:
@@ -102,24 +111,47 @@ class Counts:
 class Store:
     """Thread-safe access to the database: one connection per thread, WAL journal."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """Open (or create) the database; raises ``DamagedDatabaseError`` when SQLite's
+        ``quick_check`` finds it damaged, and closes it again. ``read_only`` opens an
+        existing database for inspection only: no check on opening, no upgrade, no writes."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self.migrate()
+        self.damage: str | None = None  # the first problem found; set, every write is refused
+        if read_only:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            problems = self.check(full=False)
+            if problems:
+                raise DamagedDatabaseError(path, problems[0])
+            self.migrate()
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def db(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(
-                self.path, isolation_level=None, timeout=30, check_same_thread=False
+                f"file:{quote(str(self.path))}?mode={'ro' if self.read_only else 'rwc'}",
+                uri=True,
+                isolation_level=None,
+                timeout=30,
+                check_same_thread=False,
             )  # each thread uses only its own; close() may run on another
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            connection.execute("PRAGMA synchronous=NORMAL")
+            try:
+                if not self.read_only:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA foreign_keys=ON")
+                connection.execute("PRAGMA synchronous=NORMAL")
+            except BaseException:  # not a database: the first statement says so
+                connection.close()
+                raise
             self._local.connection = connection
             with self._lock:
                 self._connections.append(connection)
@@ -127,14 +159,57 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
+        """One write transaction; refused with ``DamagedDatabaseError`` on a damaged database
+        (and the database counts as damaged once SQLite reports corruption inside one)."""
+        if self.damage:
+            raise DamagedDatabaseError(self.path, self.damage)
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.DatabaseError as error:
+            if error.sqlite_errorcode not in _DAMAGE_CODES:
+                raise
+            self.damage = str(error)
+            raise DamagedDatabaseError(self.path, self.damage) from None
+
+    def check(self, *, full: bool = True) -> list[str]:
+        """Problems SQLite's ``integrity_check`` (or the faster ``quick_check``) finds, at
+        most ``CHECK_ROWS``; empty when the database is sound. A problem marks it damaged."""
+        pragma = "integrity_check" if full else "quick_check"
+        try:
+            rows = self.db.execute(f"PRAGMA {pragma}({CHECK_ROWS})").fetchall()
+            problems = [str(row[0]) for row in rows if row[0] != "ok"]
+        except sqlite3.DatabaseError as error:
+            if error.sqlite_errorcode not in _DAMAGE_CODES:
+                raise
+            problems = [str(error)]
+        if problems:
+            self.damage = problems[0]
+        return problems
+
+    def backup(self, destination: Path) -> None:
+        """A consistent copy of the database (SQLite's online backup API, so writers may go
+        on meanwhile), written aside and renamed into place, as one self-contained file."""
+        if self.damage:
+            raise DamagedDatabaseError(self.path, self.damage)
+        aside = destination.with_name(destination.name + ".tmp")
+        aside.unlink(missing_ok=True)
+        copy = sqlite3.connect(aside, isolation_level=None)
+        try:
+            self.db.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")  # no -wal file beside the copy
+        finally:
+            copy.close()
+        with open(aside, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(aside, destination)
 
     def close(self) -> None:
         with self._lock:
@@ -151,7 +226,7 @@ class Store:
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row else 0
             if version > SCHEMA_VERSION:
-                raise RuntimeError(
+                raise StorageError(
                     f"{self.path} has schema version {version}, newer than this program's "
                     f"{SCHEMA_VERSION}: upgrade the program"
                 )
@@ -447,6 +522,16 @@ class Store:
                 (match_word(word), passage_id),
             ).fetchone()
         )
+
+    def vocabulary(self) -> list[tuple[str, int]]:
+        """Every word of the keyword index (Porter-stemmed, as FTS5 keeps it) with the number
+        of passages holding it. The view is per connection, in the temp schema."""
+        self.db.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.passages_vocab "
+            "USING fts5vocab(main, passages_fts, row)"
+        )
+        rows = self.db.execute("SELECT term, doc FROM passages_vocab")
+        return [(str(term), int(count)) for term, count in rows]
 
     def allowed_ids(self, filters: SearchFilters) -> np.ndarray:
         where, args = filter_clause(filters)

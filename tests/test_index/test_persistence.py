@@ -13,6 +13,7 @@ import pytest
 from index import IndexCore, IndexSettings
 from index import store as store_module
 from index import vectors as vectors_module
+from index.errors import StorageError
 from tests.factories import SAMPLE, article
 from tests.fakes import HashEmbedder
 
@@ -165,7 +166,7 @@ def test_database_from_a_newer_program_is_refused_clearly(
 ) -> None:
     core.store.set_meta("schema_version", "99")
     core.close()
-    with pytest.raises(RuntimeError, match="upgrade the program"):
+    with pytest.raises(StorageError, match="upgrade the program"):
         _reopen(settings)
 
 
