@@ -22,6 +22,7 @@ from index.errors import (
     ModelError,
     StorageError,
 )
+from index.fetch import FetchPolicy
 from index.models import (
     Article,
     ArticleInfo,
@@ -42,6 +43,7 @@ __all__ = [
     "DamagedDatabaseError",
     "Embedder",
     "FetchError",
+    "FetchPolicy",
     "Hit",
     "IndexCore",
     "IndexSettings",

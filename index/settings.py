@@ -39,7 +39,17 @@ class IndexSettings(BaseSettings):
         description="Leave out hits scoring below this share of the best hit's score "
         "(0 shows them all).",
     )
-    fetch_timeout: float = Field(20.0, gt=0, description="Timeout for fetching URLs, in seconds.")
+    fetch_timeout: float = Field(
+        20.0,
+        gt=0,
+        description="Deadline for fetching a URL, in seconds: connecting, redirects and the "
+        "whole body.",
+    )
+    fetch_allow_private: bool = Field(
+        False,
+        description="Allow fetching from loopback and private-network addresses (intranet, "
+        "local tests); link-local, multicast and reserved ones stay refused.",
+    )
 
 
 def describe_settings(settings_cls: type[BaseSettings]) -> str:

@@ -44,9 +44,10 @@ class Route:
 
 @dataclass
 class FeedServer:
-    """Serves feeds and pages on 127.0.0.1; answers conditional GETs with 304 (ETag and
-    Last-Modified); routes can be changed between polls, made to fail, or redirect."""
+    """Serves feeds and pages on 127.0.0.1 (or ``host``); answers conditional GETs with 304
+    (ETag and Last-Modified); routes can be changed between polls, made to fail, or redirect."""
 
+    host: str = "127.0.0.1"
     routes: dict[str, Route] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
     base_url: str = ""
@@ -58,9 +59,9 @@ class FeedServer:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((self.host, 0))
         await web.SockSite(self._runner, sock).start()
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.base_url = f"http://{self.host}:{sock.getsockname()[1]}"
 
     async def stop(self) -> None:
         if self._runner:
@@ -155,6 +156,7 @@ def alert_settings(tmp_path: Path, **overrides: Any) -> AlertSettings:
         "alert_topic_threshold": 0.25,
         "feed_poll_interval": 600,
         "fetch_timeout": 3,
+        "fetch_allow_private": True,  # the feed server is on 127.0.0.1
     }
     values.update(overrides)
     return AlertSettings(_env_file=None, **values)  # type: ignore[call-arg]

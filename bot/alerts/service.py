@@ -24,7 +24,7 @@ from bot.alerts.settings import AlertSettings
 from bot.feeds.fetch import Fetcher
 from bot.feeds.poller import FeedPoller, PollReport
 from bot.storage import ChatPrefs, FeedRow, Storage, Subscription
-from index import ArticleIndex
+from index import ArticleIndex, FetchPolicy
 
 __all__ = ["SUBSCRIPTIONS_PER_CHAT", "AlertsService", "SubscribeResult", "create_routers"]
 
@@ -55,7 +55,7 @@ class AlertsService:
         self.index = index
         self.admin_ids = frozenset(admin_ids)
         self.storage = storage or Storage(settings.data_dir / "bot.sqlite3")
-        self.fetcher = Fetcher(settings.fetch_timeout, settings.max_input_bytes)
+        self.fetcher = Fetcher(FetchPolicy.from_settings(settings))
         self.poller = FeedPoller(
             self.storage,
             index,

@@ -1,18 +1,20 @@
-"""HTTP for feeds and pages: conditional GET, timeouts, size limits, redirects, caching hints."""
+"""HTTP for feeds and pages: conditional GET and caching hints on top of the index's
+outbound policy (``index.fetch``: allowed destinations, one deadline, size limit, redirects)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-import aiohttp
-
 from bot.feeds.errors import FeedError
+from index import FetchError, FetchPolicy
+from index.fetch import HttpClient
 
 __all__ = ["FetchResult", "Fetcher"]
 
 USER_AGENT = "newsbot/0.1 (+feed reader)"
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*(\d+)", re.IGNORECASE)
+_PERMANENT = frozenset({301, 308})
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,59 +36,37 @@ class FetchResult:
 
 
 class Fetcher:
-    """One aiohttp session for all feed and page requests."""
+    """One HTTP session for all feed and page requests, under ``policy``."""
 
-    def __init__(self, timeout: float, max_bytes: int) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._max_bytes = max_bytes
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(self, policy: FetchPolicy) -> None:
+        self._client = HttpClient(policy, user_agent=USER_AGENT)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.close()
 
     async def get(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None
     ) -> FetchResult:
-        """GET ``url`` (conditionally when given validators); raises ``FeedError``."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+        """GET ``url`` (conditionally when given validators); raises ``FeedError`` with the
+        policy's one-line reason."""
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         try:
-            async with self._session.get(
-                url, headers=headers, timeout=self._timeout, max_redirects=10
-            ) as response:
-                if response.status >= 400:
-                    raise FeedError(f"HTTP {response.status} {response.reason or ''}".strip())
-                data = b""
-                if response.status != 304:
-                    data = await response.content.read(self._max_bytes + 1)
-                    if len(data) > self._max_bytes:
-                        raise FeedError(f"larger than {self._max_bytes:,} bytes")
-                cache = _MAX_AGE.search(response.headers.get("Cache-Control", ""))
-                return FetchResult(
-                    url=str(response.url),
-                    status=response.status,
-                    data=data,
-                    content_type=response.content_type or "application/octet-stream",
-                    etag=response.headers.get("ETag") or etag,
-                    last_modified=response.headers.get("Last-Modified") or last_modified,
-                    max_age=float(cache.group(1)) if cache else None,
-                    moved_permanently=bool(response.history)
-                    and all(r.status in (301, 308) for r in response.history),
-                )
-        except TimeoutError:
-            raise FeedError(f"no answer within {self._timeout.total:g} s") from None
-        except aiohttp.TooManyRedirects:
-            raise FeedError("too many redirects") from None
-        except aiohttp.InvalidURL as error:
-            raise FeedError(f"invalid URL ({error})") from None
-        except aiohttp.ClientError as error:
-            raise FeedError(
-                f"cannot reach the site ({error.__class__.__name__}: {error})"
-            ) from None
+            response = await self._client.get(url, headers=headers)
+        except FetchError as error:
+            raise FeedError(str(error)) from None
+        cache = _MAX_AGE.search(response.headers.get("Cache-Control", ""))
+        return FetchResult(
+            url=response.url,
+            status=response.status,
+            data=response.data,
+            content_type=response.content_type,
+            etag=response.headers.get("ETag") or etag,
+            last_modified=response.headers.get("Last-Modified") or last_modified,
+            max_age=float(cache.group(1)) if cache else None,
+            moved_permanently=bool(response.redirects)
+            and all(status in _PERMANENT for status in response.redirects),
+        )

@@ -30,6 +30,7 @@ def bot_settings(tmp_path: Path) -> BotSettings:
         rate_limit=1000,
         samples_dir=None,
         min_hit_share=0.0,  # the fake embedder's scores spread wider than the real model's
+        fetch_allow_private=True,  # test pages are served from 127.0.0.1
     )
 
 
