@@ -154,7 +154,10 @@ def _one_line(error: Exception, settings: IndexSettings) -> str:
         return " ".join(str(error).split())
     if isinstance(error, OSError) and error.filename:
         return f"{error.filename}: {error.strerror or error}: DATA_DIR must be a writable folder"
-    return f"{database_path(settings)}: {' '.join(str(error).split())}"
+    return (
+        f"{database_path(settings)}: {' '.join(str(error).split())}: DATA_DIR must be a "
+        "writable folder and the database a readable file"
+    )
 
 
 def _ingest(core, args) -> int:  # type: ignore[no-untyped-def]
