@@ -20,6 +20,7 @@ COMMANDS = {
     "run": "serve Telegram: long polling, or a webhook server when WEBHOOK_URL is set (default)",
     "chat": "chat with the bot in this terminal: no token, no network",
     "healthcheck": "exit 0 if the settings are valid and the running bot's heartbeat is fresh",
+    "bench": "load benchmark: many users ask at once (`python -m bot bench --help`)",
 }
 
 
@@ -38,6 +39,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, load the settings, run the command; return the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # its own options; loads the benchmark only when asked
+        from bot.bench import main as bench
+
+        return bench(argv[1:])
     args = parser()
     args.add_argument("command", nargs="?", default="run", choices=list(COMMANDS))
     command = args.parse_args(argv).command

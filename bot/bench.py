@@ -1,0 +1,484 @@
+"""``python -m bot bench``: many users ask at once; how fast does the bot answer them?
+
+N distinct users (500 by default) each send Q questions (the next one when the previous
+reply arrives) to the bot wired as in production: the real aiogram ``Bot`` and
+``Dispatcher`` of `bot.app`, the services opened from DATA_DIR with the configured embedding
+backend, and long polling, the default way updates arrive (webhook mode only changes how
+they are fetched). The index holds synthetic passages recombined from real embedded BBC
+sentences, as ``python -m index bench`` builds them.
+
+The users and Telegram are one child process: the project's fake Bot API
+(``tests/fake_telegram.py``, spec-validated) on 127.0.0.1, so its work does not run on the
+bot's event loop. It queues every user's first question at once, times each question from
+the getUpdates answer that delivers it to the sendMessage that answers it, and gives up on
+replies after ``--timeout`` seconds. Run it from the project root (it needs ``tests/``).
+
+Each user asks fewer questions than RATE_LIMIT allows, so the per-user rate limit never
+drops one: any question without a reply is counted as dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.app import check_bot, create_bot, create_dispatcher, open_services
+from bot.settings import BotSettings
+from index import Embedder, IndexCore
+from index.bench import _fill as fill_synthetic
+from index.bench import _questions as headline_questions
+from index.bench import load_corpus
+
+__all__ = ["BenchOptions", "BenchResult", "run_bench", "users_side"]
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus" / "bbc-news-2005"
+TOKEN = "123456:BENCH-TOKEN"
+FIRST_USER = 7_000_000
+STARTUP_TIMEOUT = 120.0  # seconds the users wait for the bot's first getUpdates
+ANSWER_PREFIX = "🔎"  # bot.rendering.answer_text
+NOT_FOUND_PREFIX = "I found nothing"  # bot.rendering.not_found_text
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    users: int = 500
+    questions: int = 1  # per user, each sent when the previous one is answered
+    passages: int = 100_000
+    articles: int = 300  # real BBC articles embedded; their sentences make the passages
+    timeout: float = 120.0  # seconds to wait for every reply once the questions are sent
+    corpus: Path = CORPUS
+
+
+@dataclass(frozen=True, slots=True)
+class BenchResult:
+    mode: str
+    model: str
+    users: int
+    questions_per_user: int
+    passages: int
+    questions: int
+    replied: int
+    answered: int  # replies with hits
+    not_found: int  # "I found nothing about ..." replies
+    other: int  # any other reply (a flood notice or an apology would land here)
+    dropped: int  # questions with no reply before the timeout
+    duplicates: int  # replies beyond one per question
+    seconds: float  # from the first questions sent to the last reply
+    questions_per_s: float
+    reply_p50_ms: float
+    reply_p99_ms: float
+    reply_max_ms: float
+    typing_p50_ms: float  # update delivered -> "typing" received: dispatch, before the search
+    bot_cpu_ms_per_question: float  # the bot process, every thread
+    fake_api_cpu_ms_per_question: float  # the users' side and fake Bot API
+    build_seconds: float
+
+
+async def run_bench(
+    options: BenchOptions,
+    embedder: Embedder | None = None,
+    **overrides: Any,
+) -> BenchResult:
+    """Build the index, start the users' side and the bot, ask, and tally the replies.
+    ``embedder`` replaces the configured model and ``overrides`` any setting (tests)."""
+    settings = BotSettings(
+        **{
+            "data_dir": Path(),  # replaced by a temporary folder below
+            "bot_token": TOKEN,
+            "webhook_url": None,
+            "samples_dir": None,
+            "feeds": [],
+            "admin_ids": [],
+            **overrides,
+        }
+    )
+    if options.questions > settings.rate_limit:
+        raise ValueError(
+            f"--questions {options.questions} is more than RATE_LIMIT ({settings.rate_limit}) "
+            "allows a user: the rate limit would drop some"
+        )
+    corpus = load_corpus(str(options.corpus))
+    if not corpus:
+        raise ValueError(f"no articles in {options.corpus}: pass --corpus")
+    with tempfile.TemporaryDirectory(prefix="bot-bench-") as folder:
+        settings = settings.model_copy(update={"data_dir": Path(folder)})
+        started = time.perf_counter()
+        embedder = await asyncio.to_thread(
+            _build_index, settings, corpus[: options.articles], options.passages, embedder
+        )
+        build_seconds = time.perf_counter() - started
+        questions = headline_questions(corpus, options.users * options.questions)
+        plan = [
+            [
+                questions[(u * options.questions + q) % len(questions)]
+                for q in range(options.questions)
+            ]
+            for u in range(options.users)
+        ]
+        users = await _UsersProcess.start(plan, options.timeout)
+        try:
+            settings = settings.model_copy(update={"bot_api_url": users.base_url})
+            tally, bot_cpu = await _serve(settings, embedder, users)
+        finally:
+            await users.close()
+    return _result(options, tally, bot_cpu, build_seconds, embedder.name)
+
+
+def _build_index(
+    settings: BotSettings, articles: Sequence[Any], passages: int, embedder: Embedder | None
+) -> Embedder:
+    """Embed ``articles`` and fill the index to ``passages`` with synthetic passages made of
+    their sentences; save it to DATA_DIR and return the embedder (loaded once)."""
+    core = IndexCore.open(settings, embedder)
+    try:
+        core.add_articles(articles)
+        fill_synthetic(core, passages)
+        core.save()
+    finally:
+        core.close()
+    return core.embedder
+
+
+async def _serve(
+    settings: BotSettings, embedder: Embedder, users: _UsersProcess
+) -> tuple[dict[str, Any], float]:
+    """Run the bot as ``bot.app.run_polling`` does until the users' side reports; return its
+    tally and the bot process's CPU seconds meanwhile."""
+    bot = create_bot(settings)
+    try:
+        await check_bot(bot, settings)
+        services = await open_services(settings, embedder)
+        try:
+            dispatcher = create_dispatcher(services)
+            await bot.delete_webhook()
+            polling = asyncio.create_task(
+                dispatcher.start_polling(
+                    bot,
+                    handle_signals=False,
+                    allowed_updates=dispatcher.resolve_used_update_types(),
+                )
+            )
+            try:
+                await users.started()
+                cpu = _cpu_seconds()
+                tally = await users.tally()
+                cpu = _cpu_seconds() - cpu
+            finally:
+                with contextlib.suppress(RuntimeError):  # polling never started
+                    await dispatcher.stop_polling()
+                await polling
+        finally:
+            await services.index.close()
+    finally:
+        await bot.session.close()
+    return tally, cpu
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _result(
+    options: BenchOptions,
+    tally: dict[str, Any],
+    bot_cpu: float,
+    build_seconds: float,
+    model: str,
+) -> BenchResult:
+    latencies = sorted(tally["latencies"])
+    asked = options.users * options.questions
+    replied = len(latencies)
+    seconds = tally["seconds"]
+
+    def percentile(share: float) -> float:
+        if not latencies:
+            return float("nan")
+        return 1000 * latencies[min(len(latencies) - 1, int(share * len(latencies)))]
+
+    return BenchResult(
+        mode="long polling",
+        model=model,
+        users=options.users,
+        questions_per_user=options.questions,
+        passages=options.passages,
+        questions=asked,
+        replied=replied,
+        answered=tally["kinds"]["answer"],
+        not_found=tally["kinds"]["not_found"],
+        other=tally["kinds"]["other"],
+        dropped=asked - replied,
+        duplicates=tally["duplicates"],
+        seconds=seconds,
+        questions_per_s=replied / seconds if seconds else 0.0,
+        reply_p50_ms=1000 * statistics.median(latencies) if latencies else float("nan"),
+        reply_p99_ms=percentile(0.99),
+        reply_max_ms=1000 * latencies[-1] if latencies else float("nan"),
+        typing_p50_ms=1000 * statistics.median(tally["to_typing"])
+        if tally["to_typing"]
+        else float("nan"),
+        bot_cpu_ms_per_question=1000 * bot_cpu / max(replied, 1),
+        fake_api_cpu_ms_per_question=1000 * tally["cpu"] / max(replied, 1),
+        build_seconds=build_seconds,
+    )
+
+
+# ------------------------------------------------------------------- the users' process
+
+
+class _UsersProcess:
+    """The child process running the users and the fake Bot API, spoken to over its pipes:
+    it prints the API's base URL, a line when the bot first polls, then the tally."""
+
+    def __init__(self, process: asyncio.subprocess.Process, patience: float) -> None:
+        self.process = process
+        self.patience = patience  # seconds the users wait for their replies
+        self.base_url = ""
+
+    @classmethod
+    async def start(cls, plan: list[list[str]], patience: float) -> _UsersProcess:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import bot.bench as b; b.users_side()",
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert process.stdin is not None
+        process.stdin.write(json.dumps({"plan": plan, "patience": patience}).encode() + b"\n")
+        await process.stdin.drain()
+        users = cls(process, patience)
+        try:
+            users.base_url = (await users._line(60.0))["base_url"]
+        except BaseException:
+            await users.close()
+            raise
+        return users
+
+    async def _line(self, seconds: float) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), seconds)
+        if not line:
+            raise RuntimeError("the users' process exited early (see its error above)")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    async def started(self) -> None:
+        """Return once the bot polls and every user's first question has been queued."""
+        await self._line(STARTUP_TIMEOUT)
+
+    async def tally(self) -> dict[str, Any]:
+        """The replies as the users saw them (their own deadline bounds the wait)."""
+        return await self._line(self.patience + 30.0)
+
+    async def close(self) -> None:
+        """Let the child stop its server, or kill it after a few seconds."""
+        if self.process.returncode is None:
+            assert self.process.stdin is not None
+            with contextlib.suppress(ConnectionError):
+                self.process.stdin.close()
+            try:
+                await asyncio.wait_for(self.process.wait(), 5.0)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+
+def users_side() -> None:
+    """The child process's entry: read the plan on stdin, serve, report on stdout."""
+    spec = json.loads(sys.stdin.readline())
+    asyncio.run(_users_side(spec["plan"], spec["patience"]))
+
+
+async def _users_side(plan: list[list[str]], patience: float) -> None:
+    from tests.fake_telegram import FakeBotAPI, FakeChat, FakeUser
+
+    class UsersAPI(FakeBotAPI):
+        """The fake Bot API, timing each question from its delivery to its reply and
+        sending a user's next question when the previous one is answered."""
+
+        def __init__(self) -> None:
+            super().__init__(TOKEN)
+            self.delivered: dict[int, float] = {}  # update id -> when getUpdates returned it
+            self.asked: dict[int, list[int]] = {}  # chat id -> update ids of its questions
+            self.replies: dict[int, list[tuple[float, str]]] = {}
+            self.typing: dict[int, list[float]] = {}  # chat id -> when "typing" arrived
+
+        def ask(self, number: int) -> None:
+            user = FakeUser(id=FIRST_USER + number, first_name=f"User {number}")
+            chat = FakeChat.private(user)
+            question = plan[number][len(self.asked.get(user.id, []))]
+            update_id = self.push_update(self.message_update(chat, user, question))
+            self.asked.setdefault(user.id, []).append(update_id)
+
+        async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+            batch = await super()._get_updates(params)
+            now = time.monotonic()
+            for update in batch:
+                self.delivered.setdefault(update["update_id"], now)
+            return batch
+
+        def _send_chat_action(self, params: dict[str, Any]) -> bool:
+            self.typing.setdefault(int(params["chat_id"]), []).append(time.monotonic())
+            return super()._send_chat_action(params)
+
+        def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
+            message = super()._send_message(params)
+            chat_id = int(params["chat_id"])
+            replies = self.replies.setdefault(chat_id, [])
+            replies.append((time.monotonic(), str(params["text"])))
+            number = chat_id - FIRST_USER
+            answered = 0 <= number < len(plan) and len(replies) == len(self.asked[chat_id])
+            if answered and len(replies) < len(plan[number]):
+                self.ask(number)
+            return message
+
+        def done(self) -> bool:
+            return sum(map(len, self.replies.values())) >= sum(map(len, plan))
+
+    def emit(message: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    async with UsersAPI() as api:
+        emit({"base_url": api.base_url})
+        await api.wait_until(
+            lambda: api.calls_of("getUpdates"), STARTUP_TIMEOUT, what="the bot to poll"
+        )
+        cpu = time.process_time()
+        sent = time.monotonic()
+        for number in range(len(plan)):
+            api.ask(number)
+        emit({"started": True})
+        with contextlib.suppress(AssertionError):
+            await api.wait_until(api.done, patience, what="every reply")
+        cpu = time.process_time() - cpu
+        emit(_tally(api, sent, cpu))
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
+
+
+def _tally(api: Any, sent: float, cpu: float) -> dict[str, Any]:
+    """Latencies of the answered questions, reply kinds, duplicates, and the time span."""
+    latencies: list[float] = []
+    to_typing: list[float] = []
+    kinds = {"answer": 0, "not_found": 0, "other": 0}
+    duplicates = 0
+    last = sent
+    others: list[str] = []
+    for chat_id, update_ids in api.asked.items():
+        replies = api.replies.get(chat_id, [])
+        duplicates += max(len(replies) - len(update_ids), 0)
+        for update_id, (when, text) in zip(update_ids, replies, strict=False):
+            delivered = api.delivered.get(update_id, sent)
+            latencies.append(when - delivered)
+            typing = [t for t in api.typing.get(chat_id, []) if delivered <= t <= when]
+            if typing:  # the handler's first call: what came before the search
+                to_typing.append(typing[0] - delivered)
+            last = max(last, when)
+            if text.startswith(ANSWER_PREFIX):
+                kinds["answer"] += 1
+            elif text.startswith(NOT_FOUND_PREFIX):
+                kinds["not_found"] += 1
+            else:
+                kinds["other"] += 1
+                others.append(text[:80])
+    return {
+        "latencies": latencies,
+        "to_typing": to_typing,
+        "kinds": kinds,
+        "duplicates": duplicates,
+        "seconds": last - sent,
+        "cpu": cpu,
+        "other_samples": others[:3],
+    }
+
+
+# ------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bot bench``: parse the options, run, print (or ``--json``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bot bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    defaults = BenchOptions()
+    parser.add_argument("--users", type=int, default=defaults.users, help="users asking at once")
+    parser.add_argument(
+        "--questions", type=int, default=defaults.questions, help="questions per user (in turn)"
+    )
+    parser.add_argument(
+        "--passages", type=int, default=defaults.passages, help="passages in the index"
+    )
+    parser.add_argument(
+        "--articles",
+        type=int,
+        default=defaults.articles,
+        help="real BBC articles embedded to make the synthetic passages",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=defaults.timeout, help="seconds to wait for replies"
+    )
+    parser.add_argument("--corpus", type=Path, default=defaults.corpus, help="the BBC corpus")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    options = BenchOptions(
+        users=args.users,
+        questions=args.questions,
+        passages=args.passages,
+        articles=args.articles,
+        timeout=args.timeout,
+        corpus=args.corpus,
+    )
+    try:
+        result = asyncio.run(run_bench(options))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(asdict(result)))
+    else:
+        print(report(result))
+    return 0 if result.dropped == 0 and result.duplicates == 0 else 1
+
+
+def report(result: BenchResult) -> str:
+    """The figures as a few lines of text."""
+    return "\n".join(
+        [
+            f"{result.users} users x {result.questions_per_user} question(s) at once, "
+            f"{result.passages:,} passages, model {result.model}, {result.mode}; "
+            "fake Bot API on 127.0.0.1 in its own process",
+            f"replies          {result.replied}/{result.questions} "
+            f"({result.answered} answers, {result.not_found} nothing found, "
+            f"{result.other} other), dropped {result.dropped}, duplicates {result.duplicates}",
+            f"throughput       {result.questions_per_s:.1f} questions/s "
+            f"({result.seconds:.2f} s for all)",
+            f"reply latency    p50 {result.reply_p50_ms:.0f} ms, p99 {result.reply_p99_ms:.0f} ms, "
+            f"max {result.reply_max_ms:.0f} ms (update delivered -> sendMessage received)",
+            f"before search    p50 {result.typing_p50_ms:.0f} ms "
+            '(update delivered -> the handler\'s "typing" received)',
+            f"CPU per question bot {result.bot_cpu_ms_per_question:.1f} ms, "
+            f"fake API and users {result.fake_api_cpu_ms_per_question:.1f} ms",
+            f"index build      {result.build_seconds:.1f} s (not timed above)",
+        ]
+    )
