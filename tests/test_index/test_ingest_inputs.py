@@ -100,6 +100,23 @@ def test_summary_adds_up_to_the_files_given(core: IndexCore, tmp_path: Path) -> 
     assert core.stats().articles == 2
 
 
+def test_copies_in_later_batches_are_duplicates_not_unchanged(
+    core: IndexCore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from index import core as core_module
+
+    monkeypatch.setattr(core_module, "EMBED_BATCH_PASSAGES", 1)  # each file is its own batch
+    folder = tmp_path / "in"
+    original = write_text(folder, "a.txt", "volcano")
+    shutil.copy(original, folder / "b.txt")
+    write_text(folder, "c.txt", "bank")
+    report = core.ingest([str(folder)])
+    assert report.summary() == (
+        "added 2, updated 0, unchanged 0, failed 0, 1 duplicate of an article above"
+    )
+    assert report.duplicates == [(str(folder / "b.txt"), str(original))]
+
+
 def test_random_bytes_without_a_nul_are_refused_as_not_text(
     core: IndexCore, tmp_path: Path
 ) -> None:
