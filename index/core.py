@@ -30,7 +30,7 @@ from index.embedding import (
     sentence_inputs,
 )
 from index.errors import ArticleIndexError, DamagedDatabaseError, InputError
-from index.fetch import fetch, is_url
+from index.fetch import FetchPolicy, fetch, is_url
 from index.models import (
     Article,
     ArticleInfo,
@@ -189,9 +189,7 @@ class IndexCore:
 
     def _read(self, source: str) -> list[Article]:
         if is_url(source):
-            page = fetch(
-                source, max_bytes=self.settings.max_input_bytes, timeout=self.settings.fetch_timeout
-            )
+            page = fetch(source, FetchPolicy.from_settings(self.settings))
             name = "page.html" if "html" in page.content_type else page.url.rsplit("/", 1)[-1]
             return formats.parse(name, page.data, url=page.url)
         path = Path(source)
