@@ -92,10 +92,13 @@ def in_slow_chunks(
     async def handle(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": content_type})
         await response.prepare(request)
-        for start in range(0, len(body), chunk):
-            await response.write(body[start : start + chunk])
-            await asyncio.sleep(pause)
-        await response.write_eof()
+        try:
+            for start in range(0, len(body), chunk):
+                await response.write(body[start : start + chunk])
+                await asyncio.sleep(pause)
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client stopped reading
         return response
 
     return handle
