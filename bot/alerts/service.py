@@ -24,7 +24,8 @@ from bot.alerts.settings import AlertSettings
 from bot.feeds.fetch import Fetcher
 from bot.feeds.poller import FeedPoller, PollReport
 from bot.storage import ChatPrefs, FeedRow, Storage, Subscription
-from index import ArticleIndex, FetchPolicy
+from index import ArticleIndex
+from index.fetch import FetchPolicy
 
 __all__ = ["SUBSCRIPTIONS_PER_CHAT", "AlertsService", "SubscribeResult", "create_routers"]
 

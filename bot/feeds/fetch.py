@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 
 from bot.feeds.errors import FeedError
-from index import FetchError, FetchPolicy
-from index.fetch import HttpClient
+from index.errors import FetchError
+from index.fetch import FetchPolicy, HttpClient
 
 __all__ = ["FetchResult", "Fetcher"]
 

@@ -14,7 +14,7 @@ import pytest
 from bot.feeds.fetch import Fetcher
 from bot.feeds.parse import parse_feed
 from bot.settings import BotSettings
-from index import FetchPolicy
+from index.fetch import FetchPolicy
 from tests.alerts_support import FEEDS_DIR, FeedServer, alerts_stack, rss
 from tests.conversation import Conversation
 from tests.fake_telegram import FakeChat, FakeUser

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from index import FetchError, FetchPolicy, IndexCore, IndexSettings
-from index.fetch import HttpClient, fetch
+from index import FetchError, IndexCore, IndexSettings
+from index.fetch import FetchPolicy, HttpClient, fetch
 from tests.fakes import HashEmbedder
 from tests.http_sites import LocalSite, endless, in_slow_chunks, page, redirect, trickle
 
