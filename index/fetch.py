@@ -297,4 +297,11 @@ def fetch(url: str, policy: FetchPolicy) -> Response:
         async with HttpClient(policy) as client:
             return await client.get(url)
 
-    return asyncio.run(once())
+    # Not asyncio.run: its shutdown waits for the executor, where a DNS lookup cut off by
+    # the deadline may still be running; closing the loop leaves that thread to finish alone.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(once())
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -229,3 +231,24 @@ async def test_sync_fetch_follows_the_same_policy(public: LocalSite, internal: L
     assert response.content_type == "text/html" and b"Harbour reopens" in response.data
     assert str(refused.value) == "refused: 127.0.0.1 is a loopback address"
     assert internal.requests == []
+
+
+async def test_a_hanging_dns_lookup_cannot_hold_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deadline covers name resolution too, and ``fetch`` returns without waiting for the
+    lookup thread it leaves behind."""
+    release = threading.Event()
+
+    def hanging(*args: object, **kwargs: object) -> object:
+        release.wait(10)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchError) as caught:
+            await asyncio.to_thread(fetch, "http://hanging-dns.test/", FetchPolicy(timeout=1))
+    finally:
+        release.set()
+
+    assert str(caught.value) == "no complete answer within 1 s"
+    assert time.monotonic() - started < 2.5
