@@ -53,6 +53,7 @@ CHUNK_BYTES = 64 * 1024
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 ALLOWED_WHEN_PRIVATE = frozenset({"loopback", "private", "non-public"})
+NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +77,25 @@ class FetchPolicy:
     def refusal(self, address: str) -> str | None:
         """Why connecting to the IP ``address`` is refused ("a loopback address"), or None
         when it is allowed."""
-        ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        ip = embedded_ipv4(ipaddress.ip_address(address.split("%", 1)[0]))  # no IPv6 zone
         if any(ip in network for network in self.allowed_networks):
             return None
         kind = address_kind(ip)
         if kind is None or (self.allow_private and kind in ALLOWED_WHEN_PRIVATE):
             return None
         return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} address"
+
+
+def embedded_ipv4(ip: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 one stands for (IPv4-mapped, NAT64 well-known prefix,
+    6to4), since that is where the packets end up; else ``ip`` itself."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in NAT64_PREFIX:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour or ip
 
 
 def address_kind(ip: IPAddress) -> str | None:

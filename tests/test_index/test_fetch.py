@@ -83,6 +83,9 @@ async def reason(url: str, **policy: object) -> str:
         ("93.184.215.14", None),
         ("2606:4700:4700::1111", None),
         ("::ffff:8.8.8.8", None),
+        ("64:ff9b::7f00:1", "a loopback address"),  # NAT64 of 127.0.0.1
+        ("64:ff9b::808:808", None),  # NAT64 of 8.8.8.8: IPv6-only hosts reach the web so
+        ("2002:a00:1::1", "a private address"),  # 6to4 of 10.0.0.1
     ],
 )
 def test_addresses_are_judged_by_kind(address: str, kind: str | None) -> None:
