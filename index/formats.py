@@ -52,8 +52,10 @@ _CONTROL_CHARACTERS = [chr(c) for c in (*range(0x01, 0x09), *range(0x0E, 0x20), 
 _TEXT_SAMPLE_CHARS = 65_536
 _MAX_CONTROL_SHARE = 0.01  # real text, in any language, has next to none
 
-_AZERNEWS_HEAD = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\s+By\s+(.+?)\s*$", re.IGNORECASE)
-_BYLINE = re.compile(r"^\s*By\s+(.+?)\s*$")
+# The name runs to the end of the line (callers strip it): "(.+?)\s*$" re-scans trailing
+# whitespace for every character tried, which is quadratic on a long line.
+_AZERNEWS_HEAD = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\s+By\s+(.+)", re.IGNORECASE)
+_BYLINE = re.compile(r"^\s*By\s+(.+)")
 _MARKDOWN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
 _BLANK_LINES = re.compile(r"\n\s*\n")
 
@@ -118,18 +120,14 @@ def _check_text(text: str) -> None:
 
 def parse_text(text: str, *, source: str, url: str | None = None) -> Article:
     """The Azernews layout, or a headline line followed by paragraphs."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    while lines and not lines[0].strip():
-        lines.pop(0)
+    lines = _from_first_nonblank(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
     head = _AZERNEWS_HEAD.match(lines[0]) if lines else None
     published = outlet = author = None
     title = ""
     if head:
         published = _parse_date(head.group(1))
         outlet = head.group(2)
-        rest = [line for line in lines[1:]]
-        while rest and not rest[0].strip():
-            rest.pop(0)
+        rest = _from_first_nonblank(lines[1:])
         if rest and (byline := _BYLINE.match(rest[0])):
             author = byline.group(1)
             rest = rest[1:]
@@ -149,6 +147,13 @@ def parse_text(text: str, *, source: str, url: str | None = None) -> Article:
         published=published,
         source=source,
     )
+
+
+def _from_first_nonblank(lines: list[str]) -> list[str]:
+    """``lines`` without the blank ones at the start (one slice: popping them one by one
+    took minutes on a file of 800,000 newlines)."""
+    first = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    return lines[first:]
 
 
 def parse_html(html: str, *, source: str, url: str | None = None) -> Article:
