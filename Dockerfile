@@ -1,4 +1,5 @@
-# The news bot: CPU-only PyTorch, the embedding model baked in, data on a volume.
+# The news bot: CPU-only PyTorch, the embedding model (and its int8 ONNX export) baked in,
+# data on a volume.
 #   docker build -t newsbot .
 #   docker run -d --name newsbot -e BOT_TOKEN=123456:ABC-DEF -e ADMIN_IDS=111 -v newsbot-data:/data newsbot
 FROM python:3.11-slim
@@ -10,6 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     DATA_DIR=/data \
+    MODEL_CACHE_DIR=/app/models \
     SAMPLES_DIR=/app/samples
 
 WORKDIR /app
@@ -28,8 +30,11 @@ COPY README.md ./
 COPY index ./index
 COPY bot ./bot
 COPY samples ./samples
+# The int8 ONNX model the bot embeds with (EMBEDDING_BACKEND=onnx-int8) is exported from the
+# bundled weights here, once, into MODEL_CACHE_DIR.
 RUN pip install --no-deps . \
-    && python -c "from index.embedding import SentenceTransformerEmbedder as E; E().encode(['warm-up'])"
+    && python -c "from index import IndexSettings, create_embedder; create_embedder(IndexSettings()).encode(['warm-up'])" \
+    && test -n "$(ls /app/models)"
 
 RUN useradd --create-home --uid 10001 newsbot \
     && mkdir -p /data && chown newsbot:newsbot /data

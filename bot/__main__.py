@@ -8,10 +8,7 @@ import asyncio
 import sys
 import time
 
-from aiohttp import web
-
-from bot.app import HEARTBEAT_FILE, HEARTBEAT_INTERVAL, StartupError, run_polling, webhook_app
-from bot.chat import run_chat
+from bot.heartbeat import HEARTBEAT_FILE, HEARTBEAT_INTERVAL
 from bot.log import setup_logging
 from bot.settings import BotSettings, SettingsError, load_settings
 from index.settings import describe_settings
@@ -59,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         "WARNING" if command == "chat" else settings.log_level,
         [secret.get_secret_value() for secret in secrets if secret],
     )
+    # Imported here: aiogram, aiohttp and the index take seconds to load, which --help and
+    # healthcheck should not wait for.
+    from aiohttp import web
+
+    from bot.app import StartupError, run_polling, webhook_app
+    from bot.chat import run_chat
+
     try:
         if command == "chat":
             asyncio.run(run_chat(settings))

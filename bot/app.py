@@ -36,6 +36,7 @@ from aiohttp import web
 from bot.alerts.service import AlertsService
 from bot.alerts.service import create_routers as create_alert_routers
 from bot.handlers import admin, ask, errors, inline, results, start
+from bot.heartbeat import HEARTBEAT_FILE, HEARTBEAT_INTERVAL
 from bot.rate_limit import RateLimitMiddleware
 from bot.sending import RetryAfterMiddleware
 from bot.services import Services
@@ -59,8 +60,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_FILE = "heartbeat"  # in DATA_DIR, touched while updates are being received
-HEARTBEAT_INTERVAL = 30.0
 INLINE_RATE_FACTOR = 3  # inline queries allowed per RATE_WINDOW, as a multiple of RATE_LIMIT
 
 

@@ -2,9 +2,16 @@
 
 Knows nothing of Telegram. The bot uses ``ArticleIndex`` (async); scripts may use
 ``IndexCore`` (synchronous) or the command line, ``python -m index --help``.
+
+The names below are imported on first use (PEP 562), so ``from index import IndexSettings``
+does not load FAISS, and nothing here loads torch or onnxruntime until a text is embedded.
 """
 
+from __future__ import annotations
+
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
 # FAISS and PyTorch each run an OpenMP pool. By default an idle pool's threads spin for a
 # long while after each task, stealing the cores the other one needs next (a FAISS search
@@ -12,28 +19,53 @@ import os
 # must be set before either library loads. An operator's own value wins.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
-from index.core import IndexCore, ReindexReport
-from index.embedding import Embedder, SentenceTransformerEmbedder
-from index.errors import (
-    ArticleIndexError,
-    DamagedDatabaseError,
-    FetchError,
-    InputError,
-    ModelError,
-    StorageError,
-)
-from index.fetch import FetchPolicy
-from index.models import (
-    Article,
-    ArticleInfo,
-    Hit,
-    IndexStats,
-    IngestReport,
-    SearchFilters,
-    SearchResult,
-)
-from index.service import ArticleIndex
-from index.settings import IndexSettings
+if TYPE_CHECKING:
+    from index.core import IndexCore, ReindexReport
+    from index.embedding import Embedder, SentenceTransformerEmbedder, create_embedder
+    from index.errors import (
+        ArticleIndexError,
+        DamagedDatabaseError,
+        FetchError,
+        InputError,
+        ModelError,
+        StorageError,
+    )
+    from index.fetch import FetchPolicy
+    from index.models import (
+        Article,
+        ArticleInfo,
+        Hit,
+        IndexStats,
+        IngestReport,
+        SearchFilters,
+        SearchResult,
+    )
+    from index.service import ArticleIndex
+    from index.settings import IndexSettings
+
+_HOMES = {
+    "Article": "index.models",
+    "ArticleIndex": "index.service",
+    "ArticleIndexError": "index.errors",
+    "ArticleInfo": "index.models",
+    "DamagedDatabaseError": "index.errors",
+    "Embedder": "index.embedding",
+    "FetchError": "index.errors",
+    "FetchPolicy": "index.fetch",
+    "Hit": "index.models",
+    "IndexCore": "index.core",
+    "IndexSettings": "index.settings",
+    "IndexStats": "index.models",
+    "IngestReport": "index.models",
+    "InputError": "index.errors",
+    "ModelError": "index.errors",
+    "ReindexReport": "index.core",
+    "SearchFilters": "index.models",
+    "SearchResult": "index.models",
+    "SentenceTransformerEmbedder": "index.embedding",
+    "StorageError": "index.errors",
+    "create_embedder": "index.embedding",
+}
 
 __all__ = [
     "Article",
@@ -56,4 +88,18 @@ __all__ = [
     "SearchResult",
     "SentenceTransformerEmbedder",
     "StorageError",
+    "create_embedder",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'index' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

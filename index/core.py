@@ -25,7 +25,7 @@ from index import formats
 from index.chunking import chunk_article
 from index.embedding import (
     Embedder,
-    SentenceTransformerEmbedder,
+    create_embedder,
     passage_vector,
     sentence_inputs,
 )
@@ -108,7 +108,7 @@ class IndexCore:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = open_store(settings)
         try:
-            embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
+            embedder = embedder or create_embedder(settings)
         except BaseException:
             store.close()
             raise

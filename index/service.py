@@ -1,5 +1,8 @@
 """The async facade the bot uses: every blocking call (embedding, FAISS, SQLite, file
-and network I/O) runs in a worker thread, so the event loop never waits on them."""
+and network I/O) runs in a worker thread, so the event loop never waits on them.
+
+Questions asked at about the same time are embedded together, in one model call
+(``index.batching``); the rest of each search then runs in its own worker thread."""
 
 from __future__ import annotations
 
@@ -8,8 +11,11 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
+import numpy as np
+
+from index.batching import MicroBatcher
 from index.core import IndexCore, Progress, ReindexReport
-from index.embedding import Embedder
+from index.embedding import Embedder, create_embedder
 from index.models import (
     Article,
     ArticleInfo,
@@ -28,13 +34,18 @@ class ArticleIndex:
 
     def __init__(self, core: IndexCore) -> None:
         self.core = core
+        self.questions = MicroBatcher[str, np.ndarray](self._embed_questions)
 
     @classmethod
     async def open(
         cls, settings: IndexSettings | None = None, embedder: Embedder | None = None
     ) -> ArticleIndex:
-        """Open (or create) the index under ``settings.data_dir``, loading the model."""
-        core = await asyncio.to_thread(IndexCore.open, settings or IndexSettings(), embedder)
+        """Open (or create) the index under ``settings.data_dir``, loading the model first:
+        a model that cannot load fails here, and the first question does not wait for it."""
+        settings = settings or IndexSettings()
+        embedder = embedder or create_embedder(settings)
+        await asyncio.to_thread(embedder.encode, ["warm-up"])
+        core = await asyncio.to_thread(IndexCore.open, settings, embedder)
         return cls(core)
 
     async def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -62,7 +73,16 @@ class ArticleIndex:
         filters: SearchFilters | None = None,
     ) -> SearchResult:
         """The ``k`` best hits after ``offset``, at most two per article."""
-        return await self._run(self.core.search, question, k=k, offset=offset, filters=filters)
+        question = " ".join(question.split())
+        if not question:
+            return SearchResult(hits=[], refused=True)
+        query = await self.questions.submit(question)
+        return await self._run(
+            self.core.search_vector, question, query, k=k, offset=offset, filters=filters
+        )
+
+    def _embed_questions(self, questions: list[str]) -> list[np.ndarray]:
+        return list(self.core.embedder.encode(questions))
 
     async def article(self, article_id: str) -> Article | None:
         return await self._run(self.core.article, article_id)

