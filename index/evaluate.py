@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from index.core import IndexCore
-from index.embedding import Embedder
+from index.embedding import Embedder, create_embedder
 from index.formats import make_article
 from index.models import Article, SearchFilters, SearchResult
 from index.search import STOP_WORDS, terms
@@ -222,6 +222,8 @@ def _eval_index(
 ) -> Iterator[tuple[IndexCore, float | None]]:
     """An index holding every paragraph, and the seconds its ingestion took (None when it
     came from ``cache_dir``)."""
+    embedder = embedder or create_embedder(settings)  # made before DATA_DIR is replaced, so
+    # the ONNX export is cached in the real DATA_DIR/models, not in a scratch folder
     with tempfile.TemporaryDirectory(prefix="squad-eval-") as scratch:
         folder = Path(scratch)
         if cache_dir is not None:
