@@ -415,8 +415,8 @@ class IndexCore:
 
     def _reembed_all(self, progress: Progress | None) -> VectorIndex:
         """Embed every stored passage again, store the vectors, return a new index of them."""
-        fresh = VectorIndex(self.embedder.dimension, self.embedder.name)
         total = self.store.counts().passages
+        fresh = VectorIndex(self.embedder.dimension, self.embedder.name, expected=total)
         done = 0
         if progress:
             progress(0, total)
@@ -479,7 +479,7 @@ def open_store(settings: IndexSettings) -> Store:
 
 def vector_index_from_store(store: Store, dimension: int, model: str) -> VectorIndex:
     """A vector index of the vectors kept in the database (no re-embedding)."""
-    index = VectorIndex(dimension, model)
+    index = VectorIndex(dimension, model, expected=store.counts().passages)
     for ids, vectors in store.iter_vectors():
         index.add(ids, vectors)
     return index
