@@ -35,7 +35,7 @@ from aiohttp import web
 
 from bot.alerts.service import AlertsService
 from bot.alerts.service import create_routers as create_alert_routers
-from bot.handlers import admin, ask, errors, inline, results, start
+from bot.handlers import admin, ask, buttons, errors, inline, results, start
 from bot.heartbeat import HEARTBEAT_FILE, HEARTBEAT_INTERVAL
 from bot.rate_limit import RateLimitMiddleware
 from bot.sending import RetryAfterMiddleware
@@ -149,6 +149,7 @@ def create_bot(
     ``session`` and ``token`` replace the network and BOT_TOKEN (the local chat uses them)."""
     session = session or AiohttpSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
     session.middleware(RetryAfterMiddleware())
+    session.middleware(buttons.ExpiredQueryMiddleware())
     default = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
     return Bot(token or settings.token, session=session, default=default)
 
@@ -158,7 +159,7 @@ def create_dispatcher(services: Services, extra_routers: Sequence[Router] = ()) 
 
     The routers of feeds, subscriptions and alerts (when ``services.alerts`` is set) and
     ``extra_routers`` go before the questions router, whose catch-all takes any remaining
-    private text.
+    private text; the last router answers any button press no other handler took.
     """
     if services.alerts is not None:
         extra_routers = [*create_alert_routers(), *extra_routers]
@@ -179,7 +180,8 @@ def create_dispatcher(services: Services, extra_routers: Sequence[Router] = ()) 
         results.create_router(),
         inline.create_router(),
         *extra_routers,
-        ask.create_router(),  # last: private-chat catch-all
+        ask.create_router(),  # private-chat catch-all
+        buttons.create_router(),  # last: button presses nobody else answered
     )
     dispatcher.startup.register(_on_startup)
     dispatcher.shutdown.register(_on_shutdown)

@@ -9,6 +9,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, Message
 
 from bot.answers import next_page, typing, without_more_button
+from bot.handlers.buttons import OnVisibleMessage
 from bot.query_state import FullArticle, MoreResults, QueryStore
 from bot.rendering import article_parts, html
 from bot.settings import BotSettings
@@ -22,6 +23,7 @@ GONE = "That article is no longer in the index."
 
 async def more_results(
     query: CallbackQuery,
+    message: Message,
     callback_data: MoreResults,
     bot: Bot,
     index: ArticleIndex,
@@ -30,8 +32,8 @@ async def more_results(
 ) -> None:
     """Send the next page of hits and drop the button from the page above."""
     state = queries.get(callback_data.token)
-    message = query.message
-    if state is None or not isinstance(message, Message):
+    # a page starts after hits already shown: any other offset was not made by this bot
+    if state is None or not 0 < callback_data.offset <= len(state.article_ids):
         await query.answer(EXPIRED, show_alert=True)
         return
     await query.answer()
@@ -45,13 +47,16 @@ async def more_results(
 
 
 async def full_article(
-    query: CallbackQuery, callback_data: FullArticle, index: ArticleIndex, queries: QueryStore
+    query: CallbackQuery,
+    message: Message,
+    callback_data: FullArticle,
+    index: ArticleIndex,
+    queries: QueryStore,
 ) -> None:
     """Send the whole article of one hit, in parts when it is long."""
     state = queries.get(callback_data.token)
     article_id = state.article_id(callback_data.number) if state else None
-    message = query.message
-    if article_id is None or not isinstance(message, Message):
+    if article_id is None:
         await query.answer(EXPIRED, show_alert=True)
         return
     article = await index.article(article_id)
@@ -64,8 +69,9 @@ async def full_article(
 
 
 def create_router() -> Router:
-    """Callback queries of answer buttons."""
+    """Callback queries of answer buttons, on messages the bot can see."""
     router = Router(name="results")
+    router.callback_query.filter(OnVisibleMessage())
     router.callback_query.register(more_results, MoreResults.filter())
     router.callback_query.register(full_article, FullArticle.filter())
     return router

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
@@ -22,9 +23,11 @@ from aiogram.types import (
     Message,
 )
 from aiogram.utils.formatting import BlockQuote, Bold, Text, TextLink, as_list
+from pydantic import Field
 
 from bot.alerts.rendering import AlertAction
 from bot.alerts.service import SUBSCRIPTIONS_PER_CHAT, AlertsService
+from bot.handlers.buttons import OnVisibleMessage
 from bot.rendering import clip
 from bot.storage import ChatPrefs, Subscription, SubscriptionLimitError
 from index import SearchFilters
@@ -47,13 +50,14 @@ _ZONE_MINUTES = {0, 15, 30, 45}  # every time zone in use is offset by whole qua
 ADMIN_STATUSES = {"creator", "administrator"}
 NOT_ADMIN = "Only this group's admins can change its subscriptions."
 MANAGE_COMMANDS = ("subscribe", "unsubscribe", "alerts", "quiet", "timezone")
+MAX_ROW_ID = 2**63 - 1  # SQLite's largest integer: a larger id in button data is forged
 
 
 class SubAction(CallbackData, prefix="sub"):
     """Buttons of /subscriptions and /unsubscribe: ``rm`` one, ``all`` confirmed, ``keep``."""
 
     action: str
-    id: int = 0
+    id: int = Field(0, ge=0, le=MAX_ROW_ID)
 
 
 class ManagesChat(Filter):
@@ -72,7 +76,10 @@ class ManagesChat(Filter):
             return True
         if event.from_user is None:
             return False
-        member = await bot.get_chat_member(message.chat.id, event.from_user.id)
+        try:
+            member = await bot.get_chat_member(message.chat.id, event.from_user.id)
+        except TelegramBadRequest:  # a chat the bot is not in (a forged button press)
+            return False
         return member.status in ADMIN_STATUSES
 
 
@@ -162,12 +169,13 @@ def _list_content(subs: list[Subscription]) -> dict[str, Any]:
     }
 
 
-async def remove_one(query: CallbackQuery, callback_data: SubAction, alerts: AlertsService) -> None:
+async def remove_one(
+    query: CallbackQuery, message: Message, callback_data: SubAction, alerts: AlertsService
+) -> None:
     """The remove button of /subscriptions: remove it and refresh the list."""
-    assert isinstance(query.message, Message)
-    removed = await alerts.unsubscribe(query.message.chat.id, callback_data.id)
-    subs = await alerts.subscriptions(query.message.chat.id)
-    await query.message.edit_text(**_list_content(subs))
+    removed = await alerts.unsubscribe(message.chat.id, callback_data.id)
+    subs = await alerts.subscriptions(message.chat.id)
+    await message.edit_text(**_list_content(subs))
     await query.answer("Removed." if removed else "Already removed.")
 
 
@@ -192,18 +200,17 @@ async def unsubscribe(message: Message, alerts: AlertsService) -> None:
 
 
 async def confirm_unsubscribe(
-    query: CallbackQuery, callback_data: SubAction, alerts: AlertsService
+    query: CallbackQuery, message: Message, callback_data: SubAction, alerts: AlertsService
 ) -> None:
     """The answer to the /unsubscribe confirmation."""
-    assert isinstance(query.message, Message)
     if callback_data.action == "all":
-        removed = await alerts.unsubscribe(query.message.chat.id)
-        await query.message.edit_text(
+        removed = await alerts.unsubscribe(message.chat.id)
+        await message.edit_text(
             f"Unsubscribed: {removed} subscription{'s' if removed != 1 else ''} removed. "
             "/subscribe to start again."
         )
     else:
-        await query.message.edit_text("Kept your subscriptions.")
+        await message.edit_text("Kept your subscriptions.")
     await query.answer()
 
 
@@ -275,10 +282,11 @@ async def timezone(message: Message, command: CommandObject, alerts: AlertsServi
     )
 
 
-async def mute(query: CallbackQuery, callback_data: AlertAction, alerts: AlertsService) -> None:
+async def mute(
+    query: CallbackQuery, message: Message, callback_data: AlertAction, alerts: AlertsService
+) -> None:
     """The mute button under an alert: stop alerts of that subscription."""
-    assert query.message is not None
-    sub = await alerts.mute(query.message.chat.id, callback_data.sub)
+    sub = await alerts.mute(message.chat.id, callback_data.sub)
     if sub is None:
         await query.answer("That subscription no longer exists.")
         return
@@ -292,15 +300,14 @@ async def mute(query: CallbackQuery, callback_data: AlertAction, alerts: AlertsS
 
 
 async def ask_about(
-    query: CallbackQuery, callback_data: AlertAction, alerts: AlertsService
+    query: CallbackQuery, message: Message, callback_data: AlertAction, alerts: AlertsService
 ) -> None:
     """The ask button under an alert: prompt for a question about that article."""
-    assert isinstance(query.message, Message)
     article = await alerts.index.article(callback_data.article)
     if article is None:
         await query.answer("That article is no longer in my index.", show_alert=True)
         return
-    prompt = await query.message.answer(
+    prompt = await message.answer(
         **Text(
             "What would you like to know about “",
             Bold(article.title),
@@ -392,12 +399,15 @@ def create_router() -> Router:
     router.message.register(refuse, Command(*MANAGE_COMMANDS))
     router.message.register(list_subscriptions, Command("subscriptions"))
     router.message.register(answer_about_article, AnswersAskPrompt(), F.text)
+    # buttons work on messages the bot can see; other presses end at bot.handlers.buttons
+    router.callback_query.filter(OnVisibleMessage())
+    muting = AlertAction.filter((F.action == "mute") & (F.sub >= 0) & (F.sub <= MAX_ROW_ID))
     router.callback_query.register(remove_one, SubAction.filter(F.action == "rm"), manage)
     router.callback_query.register(
         confirm_unsubscribe, SubAction.filter(F.action.in_({"all", "keep"})), manage
     )
-    router.callback_query.register(mute, AlertAction.filter(F.action == "mute"), manage)
+    router.callback_query.register(mute, muting, manage)
     router.callback_query.register(ask_about, AlertAction.filter(F.action == "ask"))
-    router.callback_query.register(refuse, SubAction.filter())
-    router.callback_query.register(refuse, AlertAction.filter(F.action == "mute"))
+    router.callback_query.register(refuse, SubAction.filter(F.action.in_({"rm", "all", "keep"})))
+    router.callback_query.register(refuse, muting)
     return router
