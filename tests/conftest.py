@@ -26,7 +26,17 @@ def core(settings: IndexSettings) -> Iterator[IndexCore]:
 
 @pytest.fixture(scope="session")
 def real_embedder():  # type: ignore[no-untyped-def]
-    """The real all-MiniLM-L6-v2, loaded once per test session."""
+    """The real all-MiniLM-L6-v2 on torch, loaded once per test session."""
     from index.embedding import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder()
+    return SentenceTransformerEmbedder(backend="torch")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """MODEL_CACHE_DIR for the whole session, the command lines it runs included: the ONNX
+    export of the model (half a minute) is made at most once per test run."""
+    path = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODEL_CACHE_DIR", str(path))
+        yield path
