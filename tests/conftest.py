@@ -40,3 +40,12 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODEL_CACHE_DIR", str(path))
         yield path
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for this test (dropped afterwards)."""
+    from tests.postgres import fresh_database
+
+    with fresh_database() as url:
+        yield url
