@@ -30,7 +30,7 @@ from aiogram.types import (
     BotCommandScopeChat,
     BotCommandScopeDefault,
 )
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiogram.webhook.aiohttp_server import setup_application
 from aiohttp import web
 
 from bot.alerts.service import AlertsService
@@ -41,6 +41,7 @@ from bot.rate_limit import RateLimitMiddleware
 from bot.sending import RetryAfterMiddleware
 from bot.services import Services
 from bot.settings import BotSettings
+from bot.webhook import UpdateRequestHandler
 from index import ArticleIndex, Embedder, ModelError
 
 __all__ = [
@@ -265,10 +266,11 @@ async def run_polling(settings: BotSettings, embedder: Embedder | None = None) -
 
 def build_webhook_app(dispatcher: Dispatcher, bot: Bot, settings: BotSettings) -> web.Application:
     """An aiohttp app taking updates at WEBHOOK_URL's path; requests without the secret token
-    header are rejected (401). ``GET /healthz`` answers ``ok``."""
+    header are rejected (401), bodies that are not an Update too (400). ``GET /healthz``
+    answers ``ok``."""
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     app = web.Application()
-    handler = SimpleRequestHandler(dispatcher=dispatcher, bot=bot, secret_token=secret)
+    handler = UpdateRequestHandler(dispatcher=dispatcher, bot=bot, secret_token=secret)
     handler.register(app, path=settings.webhook_path)
     app.router.add_get("/healthz", _healthz)
 
