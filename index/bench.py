@@ -1,31 +1,55 @@
-"""``python -m index bench``: ingestion throughput, query latency and memory.
+"""``python -m index bench``: ingestion throughput, query latency and memory, each next to
+the old path (torch fp32 embedding, exact flat index) measured in the same run.
 
 1. Ingestion: a slice of the BBC corpus goes through the whole pipeline (parse, chunk,
-   embed, SQLite, FAISS, save); the same texts then go through the model's raw
-   ``encode`` alone, so the pipeline's overhead over the model is measured.
-2. Latency: the index is filled to each size with synthetic passages recombined from
-   the real sentences embedded in step 1 (their real vectors; the passage vector is the
+   embed with the configured backend, SQLite, FAISS, save); the same sentence texts then
+   go through torch fp32 ``encode`` alone. ``ingest_speedup`` is the pipeline's passages/s
+   over torch's.
+2. Latency: the index is filled to each size with synthetic passages recombined from the
+   real sentences embedded in step 1 (their real vectors; the passage vector is the
    normalised mean of its sentences), then questions built from real BBC headlines are
-   searched one at a time, embedding included.
+   searched one at a time, embedding included: alternately by the configured path
+   (backend + the index kind for that size) and the old one (torch + flat), so both see
+   the same machine load. The approximate index's top 50 is compared with the exact top 50.
+3. A million passages: filled in one subprocess, then opened and queried in another, so
+   the peak RSS reported is that of a process serving a 1M index (model included).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import resource
+import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from index.chunking import chunk_article
-from index.core import IndexCore
-from index.embedding import Embedder, passage_vector, sentence_inputs
+from index.core import IndexCore, vector_index_from_store
+from index.embedding import (
+    Embedder,
+    SentenceTransformerEmbedder,
+    create_embedder,
+    passage_vector,
+    sentence_inputs,
+)
 from index.formats import make_article, parse
-from index.models import Article, Passage
+from index.models import Article
 from index.settings import IndexSettings
+from index.store import Store
+from index.vectors import VectorIndex
+
+MILLION = 1_000_000
+_FILL_TRANSACTION = 20_000  # synthetic passages written per transaction
 
 
 def load_corpus(folder: str) -> list[Article]:
@@ -44,48 +68,191 @@ def run_bench(
     queries: int,
     ingest_articles: int = 400,
     embedder: Embedder | None = None,
+    *,
+    baseline: Embedder | None = None,
+    as_json: bool = False,
+    million: bool = True,
 ) -> int:
+    """Print the figures (a table, or one JSON object with ``as_json``). ``baseline`` is
+    the old path's embedder (torch fp32 unless given); ``million`` adds the 1M point."""
+    say: Callable[[str], None] = (lambda _: None) if as_json else print
     articles = load_corpus(folder)
-    print(f"corpus: {len(articles)} articles from {folder}")
+    embedder = embedder or create_embedder(settings)
+    baseline = baseline or SentenceTransformerEmbedder(settings.embedding_model, backend="torch")
+    figures: dict[str, object] = {"backend": embedder.name, "baseline": f"{baseline.name} + flat"}
+    say(f"corpus: {len(articles)} articles from {folder}")
     with tempfile.TemporaryDirectory(prefix="index-bench-") as data_dir:
-        core = IndexCore.open(settings.model_copy(update={"data_dir": Path(data_dir)}), embedder)
-        core.embedder.encode(["warm-up"])
-        sample = articles[:ingest_articles]
-        started = time.perf_counter()
-        report = core.add_articles(sample)
-        pipeline = time.perf_counter() - started
-        texts = _embedded_texts(sample, settings.passage_chars)
-        started = time.perf_counter()
-        core.embedder.encode(texts)
-        raw = time.perf_counter() - started
-        print(
-            f"\ningestion of {len(sample)} articles, {report.passages} passages "
-            f"({len(texts)} texts embedded):"
-        )
-        print(f"  pipeline      {report.passages / pipeline:8.1f} passages/s  ({pipeline:.1f} s)")
-        print(f"  raw encode    {report.passages / raw:8.1f} passages/s  ({raw:.1f} s)")
-        print(f"  overhead      {100 * (pipeline - raw) / raw:8.1f} %")
+        bench_settings = settings.model_copy(update={"data_dir": Path(data_dir)})
+        core = IndexCore.open(bench_settings, embedder)
+        for model in (embedder, baseline):
+            model.encode(["warm-up"])
+        figures |= _ingestion(core, baseline, articles[:ingest_articles], say)
 
         questions = _questions(articles, queries)
-        print(f"\nquery latency, {len(questions)} questions, embedding included:")
-        print(f"  {'passages':>9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+        say(f"\nquery latency, {len(questions)} questions, embedding included (ms):")
+        say(
+            f"  {'passages':>9} {'index':>8} {'p50':>6} {'p99':>6} {'mean':>6}"
+            f"   old: {'p50':>6} {'p99':>6} {'mean':>6}  recall@50"
+        )
+        pool = _sentence_pool(core.store)
         for size in sizes:
-            _fill(core, size)
-            latencies = []
-            for question in questions:
-                started = time.perf_counter()
-                core.search(question, k=3)
-                latencies.append(1000 * (time.perf_counter() - started))
-            latencies.sort()
-            p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-            print(
-                f"  {core.vectors.count:>9} {statistics.median(latencies):>8.1f} "
-                f"{p99:>8.1f} {statistics.fmean(latencies):>8.1f}"
+            _fill(core.store, size, pool)
+            core.vectors = vector_index_from_store(core.store, embedder.dimension, embedder.name)
+            point = _latency(core, baseline, questions)
+            say(
+                f"  {core.vectors.count:>9} {core.vectors.kind:>8} {point['p50']:>6.1f} "
+                f"{point['p99']:>6.1f} {point['mean']:>6.1f}        {point['old_p50']:>6.1f} "
+                f"{point['old_p99']:>6.1f} {point['old_mean']:>6.1f}  {point['recall']:.3f}"
             )
+            figures[f"latency_{size}"] = point
+        largest = point
+        figures |= {
+            "query_p50_ms": largest["p50"],
+            "query_p99_ms": largest["p99"],
+            "baseline_query_p50_ms": largest["old_p50"],
+            "baseline_query_p99_ms": largest["old_p99"],
+            "ivf_recall_at_50": largest["recall"],
+            "passages": largest["passages"],
+        }
         core.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak memory (RSS): {peak:.0f} MB")
+        if million:
+            say(f"\n{MILLION:,} passages (filled, then opened and queried in a fresh process):")
+            cache = settings.model_cache_dir or settings.data_dir / "models"
+            million_point = _million(Path(data_dir), questions, cache)
+            say(
+                "  p50 {query_p50_ms_1m:.1f} ms, p99 {query_p99_ms_1m:.1f} ms, peak RSS "
+                "{peak_rss_mb_1m:.0f} MB ({index_1m}, {index_mb_1m:.0f} MB index)".format(
+                    **million_point
+                )
+            )
+            figures |= million_point
+    figures["peak_rss_mb"] = _peak_rss_mb()
+    say(f"\npeak memory of this process (RSS): {figures['peak_rss_mb']:.0f} MB")
+    if as_json:
+        print(json.dumps(figures))
     return 0
+
+
+def _ingestion(
+    core: IndexCore, baseline: Embedder, sample: list[Article], say: Callable[[str], None]
+) -> dict[str, object]:
+    started = time.perf_counter()
+    report = core.add_articles(sample)
+    pipeline = time.perf_counter() - started
+    texts = _embedded_texts(sample, core.settings.passage_chars)
+    started = time.perf_counter()
+    baseline.encode(texts)
+    old = time.perf_counter() - started
+    say(
+        f"\ningestion of {len(sample)} articles, {report.passages} passages "
+        f"({len(texts)} texts embedded):"
+    )
+    say(
+        f"  pipeline ({core.embedder.name})  {report.passages / pipeline:8.1f} passages/s  "
+        f"({pipeline:.1f} s)"
+    )
+    say(f"  {baseline.name} encode alone  {report.passages / old:8.1f} passages/s  ({old:.1f} s)")
+    say(f"  speedup       {old / pipeline:8.2f}x")
+    return {
+        "ingest_passages_per_s": round(report.passages / pipeline, 1),
+        "baseline_ingest_passages_per_s": round(report.passages / old, 1),
+        "ingest_speedup": round(old / pipeline, 2),
+    }
+
+
+def _latency(core: IndexCore, baseline: Embedder, questions: list[str]) -> dict[str, float]:
+    """New and old path, question by question in turn, and the index's recall@50."""
+    new_index, new_embedder = core.vectors, core.embedder
+    flat = VectorIndex(new_index.dimension, new_index.model, approximate_from=sys.maxsize)
+    for ids, vectors in core.store.iter_vectors():
+        flat.add(ids, vectors)
+    new, old, recalls = [], [], []
+    for question in questions:
+        core.vectors, core.embedder = new_index, new_embedder
+        new.append(_timed(core, question))
+        core.vectors, core.embedder = flat, baseline
+        old.append(_timed(core, question))
+        query = new_embedder.encode([question])[0]
+        exact = set(flat.search(query, 50)[0].tolist())
+        recalls.append(len(exact & set(new_index.search(query, 50)[0].tolist())) / len(exact))
+    core.vectors, core.embedder = new_index, new_embedder
+    return {
+        "passages": new_index.count,
+        **_percentiles(new),
+        **{f"old_{key}": value for key, value in _percentiles(old).items()},
+        "recall": round(statistics.fmean(recalls), 3),
+    }
+
+
+def _timed(core: IndexCore, question: str) -> float:
+    started = time.perf_counter()
+    core.search(question, k=3)
+    return 1000 * (time.perf_counter() - started)
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return {
+        "p50": round(statistics.median(ordered), 2),
+        "p99": round(p99, 2),
+        "mean": round(statistics.fmean(ordered), 2),
+    }
+
+
+def _million(data_dir: Path, questions: list[str], model_cache: Path) -> dict[str, Any]:
+    """Fill to a million in one subprocess, then open and query it in another."""
+    (data_dir / "questions.json").write_text(json.dumps(questions))
+    environment = os.environ | {"MODEL_CACHE_DIR": str(model_cache.absolute())}
+    for step in ("fill", "query"):
+        done = subprocess.run(
+            [sys.executable, "-m", "index.bench", step, str(data_dir), str(MILLION)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=environment,
+        )
+        if done.returncode:
+            raise RuntimeError(f"the 1M {step} step failed:\n{done.stderr[-2000:]}")
+    return dict(json.loads(done.stdout.splitlines()[-1]))
+
+
+def _point_main(argv: Sequence[str]) -> int:
+    """The 1M subprocesses: ``fill DATA_DIR SIZE`` or ``query DATA_DIR SIZE``."""
+    step, data_dir, size = argv[0], Path(argv[1]), int(argv[2])
+    settings = IndexSettings().model_copy(update={"data_dir": data_dir})
+    if step == "fill":
+        store = Store(data_dir / "articles.sqlite3")
+        pool = _sentence_pool(store)
+        _fill(store, size, pool)
+        model = store.get_meta("vectors_model") or ""
+        index = vector_index_from_store(store, len(pool[0][1]), model)
+        index.save(data_dir / "passages.faiss")
+        store.close()
+        return 0
+    questions = json.loads((data_dir / "questions.json").read_text())
+    core = IndexCore.open(settings)
+    core.embedder.encode(["warm-up"])
+    latencies = [_timed(core, question) for question in questions]
+    figures = _percentiles(latencies)
+    print(
+        json.dumps(
+            {
+                "query_p50_ms_1m": figures["p50"],
+                "query_p99_ms_1m": figures["p99"],
+                "peak_rss_mb_1m": round(_peak_rss_mb()),
+                "index_1m": core.vectors.kind,
+                "index_mb_1m": round(core.vectors.nbytes / 2**20),
+                "passages_1m": core.vectors.count,
+            }
+        )
+    )
+    core.close()
+    return 0
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _embedded_texts(articles: list[Article], passage_chars: int) -> list[str]:
@@ -103,47 +270,79 @@ def _questions(articles: list[Article], count: int) -> list[str]:
     return [f"What happened: {a.title.lower()}?" for a in picked]
 
 
-def _fill(core: IndexCore, size: int) -> None:
-    """Add synthetic articles until the index holds ``size`` passages."""
-    rows = list(core.store.passages(core.store.passage_ids()[:5000]).values())
-    pool = [
+Sentence = tuple[str, np.ndarray]
+
+
+def _sentence_pool(store: Store, passages: int = 5000) -> list[Sentence]:
+    """Real sentences and their vectors, from the first passages ingested."""
+    rows = store.passages(store.passage_ids()[:passages]).values()
+    return [
         (row.text[a:b], row.sentence_vectors[i])
         for row in rows
         for i, (a, b) in enumerate(row.sentences)
     ]
+
+
+def _fill(store: Store, size: int, pool: list[Sentence]) -> None:
+    """Add synthetic articles (5 passages of 4 pooled sentences) until the database holds
+    ``size`` passages, many articles to a transaction. The rows are what
+    ``Store.replace_article`` writes; the vector index is rebuilt from them afterwards."""
     rng = random.Random(size)
-    number = 0
-    while core.vectors.count < size:
-        number += 1
-        picks = [pool[rng.randrange(len(pool))] for _ in range(5 * 4)]
-        paragraphs, passages, vectors, sentence_vectors = [], [], [], []
-        offset = 0
-        for p in range(5):
-            chosen = picks[4 * p : 4 * p + 4]
-            text = " ".join(s for s, _ in chosen)
-            spans, cursor = [], 0
-            for sentence, _ in chosen:
-                spans.append((cursor, cursor + len(sentence)))
-                cursor += len(sentence) + 1
-            passages.append(Passage("", p, offset, offset + len(text), text, tuple(spans)))
-            matrix = np.stack([v for _, v in chosen])
-            sentence_vectors.append(matrix)
-            vectors.append(passage_vector(matrix))
-            paragraphs.append(text)
-            offset += len(text) + 2
-        article = make_article(
-            title=f"Synthetic report {size}-{number}",
-            text="\n\n".join(paragraphs),
-            url=None,
-            outlet="Synthetic",
-            author=None,
-            published=None,
-            source=None,
+    number = store.counts().articles
+    while (missing := size - store.counts().passages) > 0:
+        with store.transaction() as db:
+            for _ in range(0, min(missing, _FILL_TRANSACTION), 5):
+                number += 1
+                picks = [rng.randrange(len(pool)) for _ in range(20)]
+                _write_synthetic_article(db, number, picks, pool)
+
+
+def _write_synthetic_article(
+    db: sqlite3.Connection, number: int, picks: list[int], pool: list[Sentence]
+) -> None:
+    paragraphs = [" ".join(pool[i][0] for i in picks[p : p + 4]) for p in range(0, 20, 4)]
+    article = make_article(
+        title=f"Synthetic report {number}",
+        text="\n\n".join(paragraphs),
+        url=None,
+        outlet="Synthetic",
+        author=None,
+        published=None,
+        source=None,
+    )
+    db.execute(
+        "INSERT INTO articles (id, title, text, outlet, content_hash, ingested_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, datetime('now'), datetime('now'))",
+        (article.id, article.title, article.text, article.outlet, article.id),
+    )
+    offset = 0
+    for position, text in enumerate(paragraphs):
+        chosen = picks[4 * position : 4 * position + 4]
+        spans, cursor = [], 0
+        for i in chosen:
+            spans.append((cursor, cursor + len(pool[i][0])))
+            cursor += len(pool[i][0]) + 1
+        sentence_vectors = np.stack([pool[i][1] for i in chosen])
+        cursor_ = db.execute(
+            "INSERT INTO passages (article_id, position, start, end, text, sentences, vector, "
+            "sentence_vectors) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                article.id,
+                position,
+                offset,
+                offset + len(text),
+                text,
+                json.dumps(spans),
+                passage_vector(sentence_vectors).astype(np.float32).tobytes(),
+                sentence_vectors.astype(np.float16).tobytes(),
+            ),
         )
-        passages = [
-            Passage(article.id, p.position, p.start, p.end, p.text, p.sentences) for p in passages
-        ]
-        _, ids = core.store.replace_article(
-            article, article.id, passages, np.stack(vectors), sentence_vectors
+        db.execute(
+            "INSERT INTO passages_fts (rowid, title, body) VALUES (?, ?, ?)",
+            (cursor_.lastrowid, article.title, text),
         )
-        core.vectors.add(np.array(ids, dtype=np.int64), np.stack(vectors))
+        offset += len(text) + 2
+
+
+if __name__ == "__main__":
+    sys.exit(_point_main(sys.argv[1:]))

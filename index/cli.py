@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--articles", type=int, default=400, help="articles ingested for the throughput figure"
     )
+    bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    bench.add_argument("--quick", action="store_true", help="skip the 1M-passage point")
     return parser
 
 
@@ -125,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             [int(s) for s in args.sizes.split(",")],
             args.queries,
             args.articles,
+            as_json=args.json,
+            million=not args.quick,
         )
     from index.core import IndexCore
 
