@@ -20,7 +20,14 @@ from bot.alerts.settings import AlertSettings
 
 __all__ = ["BotSettings", "SettingsError", "load_settings"]
 
-TOKEN_PATTERN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{5,}")
+# A bot token is the bot's numeric id, a colon, and a secret in the URL-safe base64 alphabet
+# (35 characters from @BotFather today; test and self-hosted servers may differ, and getMe
+# at start-up is the real check). It is sent in every request's URL path, so nothing else.
+TOKEN_PATTERN = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
+TOKEN_SHAPE = (
+    "a token is the bot's numeric id, a colon and the secret (letters, digits, _ and -), "
+    "like 123456789:AAH… from @BotFather"
+)
 OFFICIAL_API = "https://api.telegram.org"
 
 
@@ -83,9 +90,12 @@ class BotSettings(AlertSettings):
     @field_validator("bot_token")
     @classmethod
     def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not TOKEN_PATTERN.fullmatch(value.get_secret_value().strip()):
-            raise ValueError("it does not look like a BotFather token (digits:letters)")
-        return value
+        token = value.get_secret_value().strip() if value is not None else None
+        if token is None or TOKEN_PATTERN.fullmatch(token):
+            return value
+        if token.lower().startswith("bot") and TOKEN_PATTERN.fullmatch(token[3:]):
+            raise ValueError(f"drop the leading 'bot' (that belongs to the API URL); {TOKEN_SHAPE}")
+        raise ValueError(TOKEN_SHAPE)
 
     @field_validator("bot_api_url", "webhook_url")
     @classmethod

@@ -45,7 +45,7 @@ def test_a_malformed_token_is_named_but_never_shown(
     assert main([]) == 2
 
     error = capsys.readouterr().err
-    assert error.startswith("error: BOT_TOKEN is invalid: it does not look like a BotFather token")
+    assert error.startswith("error: BOT_TOKEN is invalid: a token is the bot's numeric id")
     assert "SECRETVALUE" not in error
 
 
