@@ -1,4 +1,4 @@
-"""Hybrid ranking: dense passage and sentence similarity fused with BM25, then quotes.
+"""Hybrid ranking: dense passage and sentence similarity fused with BM25 (quotes: ``quotes``).
 
 Pure functions over candidates that ``core`` gathers; no I/O here.
 """
@@ -13,6 +13,7 @@ from datetime import date
 import numpy as np
 
 from index.models import Hit
+from index.quotes import quote_span
 from index.store import PassageRow
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -135,37 +136,11 @@ def diversify(candidates: list[Candidate], per_article: int) -> list[Candidate]:
     return first + later
 
 
-def quote_span(candidate: Candidate, question_terms: Sequence[str]) -> tuple[int, int]:
-    """The one to three consecutive sentences of the passage that best answer the question:
-    the best sentence by similarity and word overlap, extended by a neighbour that scores
-    nearly as well, within about 400 characters."""
+def to_hit(candidate: Candidate, question_terms: Sequence[str], question: str = "") -> Hit:
     row = candidate.row
-    if not row.sentences:
-        return 0, len(row.text)
-    wanted = set(question_terms)
-    scores = []
-    for (start, end), similarity in zip(row.sentences, candidate.sentence_scores, strict=True):
-        words = set(_WORD.findall(row.text[start:end].lower()))
-        overlap = len(wanted & words) / len(wanted) if wanted else 0.0
-        scores.append(float(similarity) + 0.3 * overlap)
-    best = int(np.argmax(scores))
-    first = last = best
-    for _ in range(2):
-        options = [i for i in (first - 1, last + 1) if 0 <= i < len(scores)]
-        if not options:
-            break
-        neighbour = max(options, key=lambda i: scores[i])
-        span = (min(first, neighbour), max(last, neighbour))
-        length = row.sentences[span[1]][1] - row.sentences[span[0]][0]
-        if scores[neighbour] < scores[best] - 0.1 or length > 400:
-            break
-        first, last = span
-    return row.sentences[first][0], row.sentences[last][1]
-
-
-def to_hit(candidate: Candidate, question_terms: Sequence[str]) -> Hit:
-    row = candidate.row
-    start, end = quote_span(candidate, question_terms)
+    start, end = quote_span(
+        row.text, row.sentences, candidate.sentence_scores, question, question_terms
+    )
     return Hit(
         article_id=row.article_id,
         passage_id=row.id,

@@ -1,0 +1,182 @@
+"""The sentences shown in bold: the one to three adjacent sentences that answer the question.
+
+A sentence scores by its similarity to the question, the share of the question's words it
+contains, and whether it holds what the question asks for: a "who" question wants a name
+the question does not already give, "when" a date, "where" a place, "how many" a number,
+"why" a cause. A sentence that merely restates the question has the words and the
+similarity but not the answer; the cue is what tells them apart (tuned on SQuAD v1.1 and
+the news-quiz set, README "Retrieval quality").
+
+Pure functions over a passage's text and sentence spans; no I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from enum import Enum
+
+import numpy as np
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class Asks(Enum):
+    """What a question asks for."""
+
+    NAME = "name"  # who, which company, ...
+    TIME = "time"  # when, what year, ...
+    PLACE = "place"  # where, which country, ...
+    NUMBER = "number"  # how many, how much, what percentage, ...
+    CAUSE = "cause"  # why, what caused, ...
+    THING = "thing"  # what / which anything else
+
+
+# First match in the question wins, so the more specific forms come first.
+_ASKS = [
+    (
+        Asks.NUMBER,
+        r"how (many|much|long|old|far|big|large|tall|high|often|fast|deep|heavy)|"
+        r"what (percentage|percent|share|proportion|number|amount|sum|price|fraction|age)",
+    ),
+    (
+        Asks.TIME,
+        r"when|what (year|date|day|month|century|decade|time|period|era|season)|"
+        r"which (year|date|day|month|century|decade|season)",
+    ),
+    (
+        Asks.PLACE,
+        r"where|(what|which) (country|city|state|region|town|place|continent|island|area|"
+        r"province|county|nation|location|river|street|neighbou?rhood|capital)",
+    ),
+    (Asks.CAUSE, r"why|what (caused|causes|led to|leads to|slows|made)|for what reason|how come"),
+    (
+        Asks.NAME,
+        r"who|whom|whose|(what|which) (person|man|woman|company|firm|team|group|organi[sz]ation|"
+        r"party|band|player|president|leader|author|artist|singer|actor|actress|network|"
+        r"brand|airline|agency|university|newspaper|club|official|politician|ceo|family)|"
+        r"(what|which) (is|was|were|are) the name|named",
+    ),
+]
+_ASKS_PATTERN = re.compile(
+    "|".join(f"(?P<{kind.value}>\\b(?:{pattern})\\b)" for kind, pattern in _ASKS), re.IGNORECASE
+)
+
+_NUMBER_WORDS_TEXT = """
+    one two three four five six seven eight nine ten eleven twelve thirteen fourteen
+    fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy
+    eighty ninety hundred hundreds thousand thousands million millions billion billions
+    trillion dozen dozens half quarter twice percent per cent"""
+_MONTHS_TEXT = """
+    january february march april may june july august september october november december
+    jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday
+    saturday sunday"""
+_TIME_WORDS_TEXT = """
+    century centuries decade decades ago yesterday today tomorrow morning evening night
+    week weeks weekend month months year years earlier later since until"""
+_YEAR = re.compile(r"^(1[0-9]{3}|20[0-9]{2})s?$")
+_CAUSE = re.compile(
+    r"\b(because|due to|owing to|thanks to|as a result|result(s|ed)? (in|from)|caus(e|es|ed|ing)|"
+    r"lead(s)? to|led to|so that|in order to|reason|slow(s|ed|ing)?|hinder(s|ed)?|"
+    r"prevent(s|ed)?|block(s|ed)?|delay(s|ed)?|lack of|since|therefore|thus|hence|"
+    r"blame[sd]?|after|amid|over concerns?|fear(s|ed)?|aim(s|ed)? to|to (avoid|protect|"
+    r"reduce|help|prevent|stop|ensure))\b",
+    re.IGNORECASE,
+)
+_PLACE_BEFORE_TEXT = "in at from near to into across outside inside throughout"
+_NUMBER_WORDS, _MONTHS, _TIME_WORDS, _PLACE_BEFORE = (
+    frozenset(text.split())
+    for text in (_NUMBER_WORDS_TEXT, _MONTHS_TEXT, _TIME_WORDS_TEXT, _PLACE_BEFORE_TEXT)
+)
+
+# Weights of the sentence score (similarity, word overlap, the cue the question asks for)
+# and when a neighbour joins the quote. Measured on SQuAD v1.1 (README).
+OVERLAP_WEIGHT = 0.3
+CUE_WEIGHT = 0.2
+NEIGHBOUR_MARGIN = 0.1  # a neighbour joins when it scores within this of the best
+QUOTE_CHARS = 400  # ... and the quote stays within this many characters
+
+
+def asks(question: str) -> Asks:
+    """What the question asks for, from its question words."""
+    match = _ASKS_PATTERN.search(question)
+    return Asks(match.lastgroup) if match and match.lastgroup else Asks.THING
+
+
+def cue(sentence: str, kind: Asks, question_words: frozenset[str]) -> float:
+    """How much the sentence holds what a question of ``kind`` asks for (0..1), counting
+    only what the question itself does not already say."""
+    if kind is Asks.CAUSE:
+        return 1.0 if _CAUSE.search(sentence) else 0.0
+    words = [(m.group(), m.start()) for m in _WORD.finditer(sentence)]
+    new = [(w, at) for w, at in words if w.lower() not in question_words]
+    if kind is Asks.NUMBER:
+        return _any(w[0].isdigit() or w.lower() in _NUMBER_WORDS for w, _ in new)
+    if kind is Asks.TIME:
+        return _any(bool(_YEAR.match(w)) or w.lower() in _MONTHS for w, _ in new) or 0.5 * _any(
+            w.lower() in _TIME_WORDS or w[0].isdigit() for w, _ in new
+        )
+    names = [(w, at) for w, at in new if at > 0 and w[0].isupper() and not _YEAR.match(w)]
+    if kind is Asks.PLACE:
+        lowered = [w.lower() for w, _ in words]
+        before = {at: lowered[i - 1] for i, (_, at) in enumerate(words) if i}
+        return _any(before.get(at) in _PLACE_BEFORE for _, at in names) or 0.5 * _any(names)
+    if kind is Asks.NAME:
+        return _any(names)
+    return 0.0
+
+
+def _any(flags: Iterable[object]) -> float:
+    return 1.0 if any(flags) else 0.0
+
+
+def sentence_scores(
+    text: str,
+    sentences: Sequence[tuple[int, int]],
+    similarity: np.ndarray,
+    question: str,
+    question_terms: Sequence[str],
+) -> list[float]:
+    """Each sentence's score as an answer: similarity, overlap and the question's cue."""
+    wanted = set(question_terms)
+    kind = asks(question)
+    question_words = frozenset(_WORD.findall(question.lower()))
+    scores = []
+    for (start, end), cosine in zip(sentences, similarity, strict=True):
+        sentence = text[start:end]
+        words = set(_WORD.findall(sentence.lower()))
+        overlap = len(wanted & words) / len(wanted) if wanted else 0.0
+        scores.append(
+            float(cosine)
+            + OVERLAP_WEIGHT * overlap
+            + CUE_WEIGHT * cue(sentence, kind, question_words)
+        )
+    return scores
+
+
+def quote_span(
+    text: str,
+    sentences: Sequence[tuple[int, int]],
+    similarity: np.ndarray,
+    question: str,
+    question_terms: Sequence[str],
+) -> tuple[int, int]:
+    """Character span of the one to three consecutive sentences that best answer the
+    question: the best sentence, extended by a neighbour that scores nearly as well,
+    within about ``QUOTE_CHARS``."""
+    if not sentences:
+        return 0, len(text)
+    scores = sentence_scores(text, sentences, similarity, question, question_terms)
+    best = int(np.argmax(scores))
+    first = last = best
+    for _ in range(2):
+        options = [i for i in (first - 1, last + 1) if 0 <= i < len(scores)]
+        if not options:
+            break
+        neighbour = max(options, key=lambda i: scores[i])
+        span = (min(first, neighbour), max(last, neighbour))
+        length = sentences[span[1]][1] - sentences[span[0]][0]
+        if scores[neighbour] < scores[best] - NEIGHBOUR_MARGIN or length > QUOTE_CHARS:
+            break
+        first, last = span
+    return sentences[first][0], sentences[last][1]

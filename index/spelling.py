@@ -1,0 +1,143 @@
+"""Misspelt question words, corrected against the index's own vocabulary.
+
+The vocabulary is the keyword index's: every (Porter-stemmed) word with the number of
+passages that hold it, read from SQLite when the store has changed, so it follows articles
+as they are added and removed. A question word is left alone when the index knows its
+stem or when it is an English word (symspellpy's bundled frequency list): a real word the
+articles never use is not a typo. Any other word is looked up with SymSpell among the
+index's stems (edit distance up to 2, or 1 for short stems; the first letter kept, since
+typing slips rarely hit it), and the most common closest one is its correction. A short
+unknown word one slip away from a stop word ("wer", "teh") is taken as that stop word.
+
+Search adds the corrections to the keyword query and embeds the corrected question beside
+the typed one; it never drops the words the user typed.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+
+import snowballstemmer
+from symspellpy import SymSpell, Verbosity
+from symspellpy.editdistance import DistanceAlgorithm, EditDistance
+
+from index.search import STOP_WORDS
+from index.store import Store
+
+MIN_WORD_CHARS = 4  # shorter words are only matched against stop words
+SHORT_STEM_CHARS = 5  # stems shorter than this get at most one edit
+# A stem is turned back into a word that FTS5 stems to it ("peopl" -> "people"); Porter
+# is not idempotent on its own output ("abus" stems to "abu"), so the stem alone may miss.
+_SURFACE_ENDINGS = ("", "e", "s", "y", "l", "ed", "ing", "ion")
+_WORD = re.compile(r"\w+", re.UNICODE)
+_DISTANCE = EditDistance(DistanceAlgorithm.DAMERAU_OSA)
+
+
+@dataclass(frozen=True, slots=True)
+class Spelling:
+    """A question's misspelt words and what they most likely meant."""
+
+    fixed: dict[str, str] = field(default_factory=dict)  # typed word -> corrected word
+
+    def question(self, question: str) -> str:
+        """The question with each misspelt word replaced (for embedding)."""
+        return _WORD.sub(lambda m: self.fixed.get(m.group().lower(), m.group()), question)
+
+    def keyword_words(self, words: Sequence[str]) -> list[str]:
+        """The typed words, then the corrections that are not stop words."""
+        extra = [w for w in self.fixed.values() if w not in STOP_WORDS and w not in words]
+        return [*words, *dict.fromkeys(extra)]
+
+    def corrected_words(self, words: Sequence[str]) -> list[str]:
+        """The words as meant: corrections in place, misspelt stop words gone."""
+        meant = (self.fixed.get(word, word) for word in words)
+        return list(dict.fromkeys(w for w in meant if w not in STOP_WORDS))
+
+
+@cache
+def english_words() -> frozenset[str]:
+    """The 82,765 English words of symspellpy's bundled frequency list."""
+    path = importlib.resources.files("symspellpy") / "frequency_dictionary_en_82_765.txt"
+    return frozenset(line.split(" ", 1)[0] for line in path.read_text().splitlines())
+
+
+class Speller:
+    """Corrections for question words, from a store's keyword vocabulary. Thread-safe."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._stemmer = snowballstemmer.stemmer("porter")  # the algorithm FTS5's porter runs
+        self._lock = threading.Lock()
+        self._symspell = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
+        self._counts: dict[str, int] = {}
+        self._version: tuple[int, int] | None = None
+
+    def spell(self, words: Sequence[str]) -> Spelling:
+        """The misspelt ones among a question's lower-cased content words, corrected."""
+        english = english_words()
+        unknown = {
+            word: self._stemmer.stemWord(word)
+            for word in words
+            if word.isalpha() and word not in english
+        }
+        if not unknown:
+            return Spelling()
+        with self._lock:
+            unknown = {w: s for w, s in unknown.items() if s not in self._counts}
+            if unknown and self._refresh():
+                unknown = {w: s for w, s in unknown.items() if s not in self._counts}
+            fixed = {}
+            for word, stem in unknown.items():
+                meant = self._closest(stem) if len(word) >= MIN_WORD_CHARS else _stop_word(word)
+                if meant is not None:
+                    fixed[word] = meant
+        return Spelling(fixed)
+
+    def _closest(self, stem: str) -> str | None:
+        distance = 1 if len(stem) < SHORT_STEM_CHARS else 2
+        suggestions = [
+            s
+            for s in self._symspell.lookup(stem, Verbosity.ALL, max_edit_distance=distance)
+            if s.term[0] == stem[0]
+        ]
+        if not suggestions:
+            return None
+        best = min(suggestions, key=lambda s: (s.distance, -s.count))
+        return self._surface(str(best.term))
+
+    def _surface(self, stem: str) -> str:
+        """A word that stems to ``stem``, an English one if possible ("peopl": "people")."""
+        words = [stem + e for e in _SURFACE_ENDINGS if self._stemmer.stemWord(stem + e) == stem]
+        return next((w for w in words if w in english_words()), words[0] if words else stem)
+
+    def _refresh(self) -> bool:
+        """Bring the vocabulary up to date with the store; whether it changed."""
+        counts = self._store.counts()
+        version = (counts.passages, counts.id_sum)  # any added or removed passage changes it
+        if version == self._version:
+            return False
+        fresh = {term: n for term, n in self._store.vocabulary() if term.isalpha()}
+        for term in self._counts.keys() - fresh.keys():
+            self._symspell.delete_dictionary_entry(term)
+        for term, n in fresh.items():
+            previous = self._counts.get(term)
+            if previous != n:
+                if previous is not None:  # create_dictionary_entry would add to the count
+                    self._symspell.delete_dictionary_entry(term)
+                self._symspell.create_dictionary_entry(term, n)
+        self._counts = fresh
+        self._version = version
+        return True
+
+
+def _stop_word(word: str) -> str | None:
+    """The stop word one slip away from a short unknown word, first letter kept."""
+    for stop in sorted(STOP_WORDS, key=lambda s: (-len(s), s)):
+        if stop[0] == word[0] and _DISTANCE.compare(word, stop, 1) == 1:
+            return stop
+    return None
