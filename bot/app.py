@@ -8,7 +8,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -132,15 +132,25 @@ def build_services(settings: BotSettings, index: ArticleIndex) -> Services:
     )
 
 
-async def seed_if_empty(index: ArticleIndex, folder: Path | None) -> None:
-    """Ingest ``folder`` (the bundled samples) when the index has no articles yet."""
-    if folder is None or not await asyncio.to_thread(folder.is_dir):
+NO_SAMPLES = (
+    "The index is empty and there are no sample articles in {folder}: add articles with "
+    "`python -m index ingest PATH` (same DATA_DIR) or set SAMPLES_DIR to a folder of articles"
+)
+
+
+async def seed_if_empty(
+    index: ArticleIndex, folder: Path | None, say: Callable[[str], object] | None = None
+) -> None:
+    """Ingest ``folder`` (the bundled samples) when the index has no articles yet. What
+    happens is one line to ``say`` (default: the log), a missing folder included."""
+    if folder is None or (await index.stats()).articles:
         return
-    if (await index.stats()).articles:
+    if not await asyncio.to_thread(folder.is_dir):
+        (say or log.warning)(NO_SAMPLES.format(folder=folder))
         return
-    log.info("The index is empty: ingesting the sample articles in %s", folder)
+    (say or log.info)(f"First run: indexing the sample articles in {folder}…")
     report = await index.ingest([str(folder)])
-    log.info("Samples ingested: %s", report.summary())
+    (say or log.info)(f"Samples indexed: {report.summary()}")
 
 
 def create_bot(
@@ -155,17 +165,25 @@ def create_bot(
     return Bot(token or settings.token, session=session, default=default)
 
 
-def create_dispatcher(services: Services, extra_routers: Sequence[Router] = ()) -> Dispatcher:
+def create_dispatcher(
+    services: Services, extra_routers: Sequence[Router] = (), *, notice_every_drop: bool = False
+) -> Dispatcher:
     """The Dispatcher with every feature router, the rate limit and the services.
 
     The routers of feeds, subscriptions and alerts (when ``services.alerts`` is set) and
     ``extra_routers`` go before the questions router, whose catch-all takes any remaining
     private text; the last router answers any button press no other handler took.
+    ``notice_every_drop`` tells the user each time the rate limit drops a message (not
+    only once per flood), for the terminal chat.
     """
     if services.alerts is not None:
         extra_routers = [*create_alert_routers(), *extra_routers]
     dispatcher = Dispatcher(**services.workflow_data())
-    limiter = RateLimitMiddleware(services.settings.rate_limit, services.settings.rate_window)
+    limiter = RateLimitMiddleware(
+        services.settings.rate_limit,
+        services.settings.rate_window,
+        notice_every_time=notice_every_drop,
+    )
     dispatcher.message.middleware(limiter)
     dispatcher.callback_query.middleware(limiter)
     # Inline queries arrive as the user types: their own, more generous budget

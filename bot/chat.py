@@ -285,15 +285,13 @@ async def run_chat(
     print("Opening the index (loading the model the first time takes a moment)…", file=out)
     index = await open_index(settings, embedder)
     try:
-        if settings.samples_dir and not (await index.stats()).articles:
-            print(f"First run: indexing the sample articles in {settings.samples_dir}…", file=out)
-            await seed_if_empty(index, settings.samples_dir)
+        await seed_if_empty(index, settings.samples_dir, lambda line: print(line, file=out))
         local = settings.model_copy(update={"admin_ids": settings.admin_ids | {LOCAL_USER_ID}})
         services = build_services(local, index)
         width = min(shutil.get_terminal_size((100, 24)).columns, 100)
         session = TerminalSession(out, color=color, width=width)
         bot = create_bot(local, session=session, token=LOCAL_TOKEN)
-        dispatcher = create_dispatcher(services)
+        dispatcher = create_dispatcher(services, notice_every_drop=True)
         print(BANNER, file=out, flush=True)
         print(file=out)
         assert services.alerts is not None

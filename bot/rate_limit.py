@@ -25,11 +25,19 @@ class RateLimitMiddleware(BaseMiddleware):
     a handler takes, so group chatter the bot ignores never counts against anyone."""
 
     def __init__(
-        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
+        self,
+        limit: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        notice_every_time: bool = False,
     ) -> None:
+        """``notice_every_time``: every dropped message gets the notice, not only the first
+        of a flood (the terminal chat, where silence would look like a hang)."""
         self.limit = limit
         self.window = window
         self.clock = clock
+        self.notice_every_time = notice_every_time
         self._events: dict[int, deque[float]] = {}
         self._dropping: dict[int, float] = {}  # user id -> when their last event was dropped
 
@@ -43,7 +51,8 @@ class RateLimitMiddleware(BaseMiddleware):
         now = self.clock()
         last_dropped = self._dropping.get(user.id)
         self._dropping[user.id] = now
-        if last_dropped is None or now - last_dropped > self.window:  # a new flood
+        new_flood = last_dropped is None or now - last_dropped > self.window
+        if new_flood or self.notice_every_time:
             if isinstance(event, Message):
                 await event.answer(FLOOD_NOTICE)
             elif isinstance(event, CallbackQuery):

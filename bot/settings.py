@@ -29,6 +29,9 @@ TOKEN_SHAPE = (
     "like 123456789:AAH… from @BotFather"
 )
 OFFICIAL_API = "https://api.telegram.org"
+# The sample articles beside the package (in a clone or an editable install), found
+# wherever the bot is started from; a plain `pip install` has none, which start-up says.
+BUNDLED_SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
 class SettingsError(Exception):
@@ -72,7 +75,9 @@ class BotSettings(AlertSettings):
         3600, ge=60, description="Seconds the More/Full article buttons of an answer stay valid."
     )
     samples_dir: Path | None = Field(
-        Path("samples"), description="Folder ingested on first run when the index is empty."
+        BUNDLED_SAMPLES,
+        description="Folder ingested on first run when the index is empty "
+        "(default: the samples shipped with the bot).",
     )
     log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
 
