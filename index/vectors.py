@@ -31,8 +31,8 @@ import numpy as np
 
 __all__ = ["APPROXIMATE_FROM", "IndexMeta", "StaleIndexError", "VectorIndex", "meta_path"]
 
-APPROXIMATE_FROM = 50_000  # vectors; below this the exact scan costs under about 2 ms
-NPROBE_SHARE = 1 / 16  # inverted lists scanned per query (recall@50 figure in README)
+APPROXIMATE_FROM = 20_000  # vectors; the exact scan of 20k costs what IVF does at 100k
+NPROBE = 64  # inverted lists scanned per query: recall@50 0.90 at 100k, 0.83 at 1M (README)
 TRAIN_PER_LIST = 40  # training vectors per inverted list (FAISS warns below 39)
 _KMEANS_ITERATIONS = 10
 _SMALL_BATCH = 1000  # adds and removals smaller than this run on one thread (see _one_thread)
@@ -273,7 +273,7 @@ def _nlist_for(count: int) -> int:
 
 
 def _nprobe(nlist: int) -> int:
-    return max(1, round(nlist * NPROBE_SHARE))
+    return min(nlist, NPROBE)
 
 
 def _trained_ivf(ids: np.ndarray, vectors: np.ndarray, nlist: int) -> faiss.IndexIVFScalarQuantizer:
