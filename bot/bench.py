@@ -21,24 +21,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import cProfile
 import json
 import logging
+import re
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.app import check_bot, create_bot, create_dispatcher, open_services
-from bot.settings import BotSettings
-from index import Embedder, IndexCore
-from index.bench import _fill as fill_synthetic
-from index.bench import _questions as headline_questions
-from index.bench import load_corpus
+if TYPE_CHECKING:  # imported where used: the users' process needs none of them
+    from bot.settings import BotSettings
+    from index import Embedder
 
 __all__ = ["BenchOptions", "BenchResult", "run_bench", "users_side"]
 
@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "bbc-news-2005"
 TOKEN = "123456:BENCH-TOKEN"
 FIRST_USER = 7_000_000
+BUILT_MARK = "bench-index-complete"  # in a --cache folder: the index there is whole
 STARTUP_TIMEOUT = 120.0  # seconds the users wait for the bot's first getUpdates
 ANSWER_PREFIX = "🔎"  # bot.rendering.answer_text
 NOT_FOUND_PREFIX = "I found nothing"  # bot.rendering.not_found_text
@@ -61,6 +62,8 @@ class BenchOptions:
     articles: int = 300  # real BBC articles embedded; their sentences make the passages
     timeout: float = 120.0  # seconds to wait for every reply once the questions are sent
     corpus: Path = CORPUS
+    cache: Path | None = None  # keep the built index here and reuse it next time
+    profile: Path | None = None  # write a cProfile of the event loop's CPU time here
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ class BenchResult:
     reply_max_ms: float
     typing_p50_ms: float  # update delivered -> "typing" received: dispatch, before the search
     bot_cpu_ms_per_question: float  # the bot process, every thread
+    event_loop_cpu_ms_per_question: float  # of which its event loop's thread
     fake_api_cpu_ms_per_question: float  # the users' side and fake Bot API
     build_seconds: float
 
@@ -91,10 +95,14 @@ class BenchResult:
 async def run_bench(
     options: BenchOptions,
     embedder: Embedder | None = None,
-    **overrides: Any,
+    overrides: Mapping[str, Any] | None = None,
 ) -> BenchResult:
     """Build the index, start the users' side and the bot, ask, and tally the replies.
     ``embedder`` replaces the configured model and ``overrides`` any setting (tests)."""
+    from bot.settings import BotSettings
+    from index.bench import _questions as headline_questions
+    from index.bench import load_corpus
+
     settings = BotSettings(
         **{
             "data_dir": Path(),  # replaced by a temporary folder below
@@ -103,7 +111,7 @@ async def run_bench(
             "samples_dir": None,
             "feeds": [],
             "admin_ids": [],
-            **overrides,
+            **(overrides or {}),
         }
     )
     if options.questions > settings.rate_limit:
@@ -114,12 +122,19 @@ async def run_bench(
     corpus = load_corpus(str(options.corpus))
     if not corpus:
         raise ValueError(f"no articles in {options.corpus}: pass --corpus")
-    with tempfile.TemporaryDirectory(prefix="bot-bench-") as folder:
-        settings = settings.model_copy(update={"data_dir": Path(folder)})
+    with contextlib.ExitStack() as stack:
+        if options.cache is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bot-bench-")))
+        else:
+            folder = options.cache / _cache_name(settings, options, embedder)
+        settings = settings.model_copy(update={"data_dir": folder})
         started = time.perf_counter()
-        embedder = await asyncio.to_thread(
-            _build_index, settings, corpus[: options.articles], options.passages, embedder
-        )
+        if not (folder / BUILT_MARK).exists():
+            embedder = await asyncio.to_thread(
+                _build_index, settings, corpus[: options.articles], options.passages, embedder
+            )
+        for stale in folder.glob("bot.sqlite3*"):  # the bot's own state from an earlier run
+            stale.unlink()
         build_seconds = time.perf_counter() - started
         questions = headline_questions(corpus, options.users * options.questions)
         plan = [
@@ -132,10 +147,21 @@ async def run_bench(
         users = await _UsersProcess.start(plan, options.timeout)
         try:
             settings = settings.model_copy(update={"bot_api_url": users.base_url})
-            tally, bot_cpu = await _serve(settings, embedder, users)
+            profiler = cProfile.Profile(time.thread_time) if options.profile else None
+            tally, bot_cpu, model = await _serve(settings, embedder, users, profiler)
         finally:
             await users.close()
-    return _result(options, tally, bot_cpu, build_seconds, embedder.name)
+    if profiler and options.profile:
+        profiler.dump_stats(options.profile)
+    return _result(options, tally, bot_cpu, build_seconds, model)
+
+
+def _cache_name(settings: BotSettings, options: BenchOptions, embedder: Embedder | None) -> str:
+    """A folder name per model, backend and size, so a cached index is never re-embedded."""
+    model = embedder.name if embedder else settings.embedding_model
+    backend = "" if embedder else getattr(settings, "embedding_backend", "")
+    name = f"{model}-{backend}-{options.passages}p-{options.articles}a"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 def _build_index(
@@ -143,25 +169,42 @@ def _build_index(
 ) -> Embedder:
     """Embed ``articles`` and fill the index to ``passages`` with synthetic passages made of
     their sentences; save it to DATA_DIR and return the embedder (loaded once)."""
+    from index import IndexCore
+    from index.bench import _fill as fill_synthetic
+    from index.bench import _sentence_pool as sentence_pool
+    from index.core import vector_index_from_store
+
+    shutil.rmtree(settings.data_dir, ignore_errors=True)  # a build that did not finish
     core = IndexCore.open(settings, embedder)
     try:
         core.add_articles(articles)
-        fill_synthetic(core, passages)
+        fill_synthetic(core.store, passages, sentence_pool(core.store))
+        core.vectors = vector_index_from_store(
+            core.store, core.embedder.dimension, core.embedder.name
+        )
         core.save()
     finally:
         core.close()
+    (settings.data_dir / BUILT_MARK).touch()
     return core.embedder
 
 
 async def _serve(
-    settings: BotSettings, embedder: Embedder, users: _UsersProcess
-) -> tuple[dict[str, Any], float]:
+    settings: BotSettings,
+    embedder: Embedder | None,
+    users: _UsersProcess,
+    profiler: cProfile.Profile | None,
+) -> tuple[dict[str, Any], tuple[float, float], str]:
     """Run the bot as ``bot.app.run_polling`` does until the users' side reports; return its
-    tally and the bot process's CPU seconds meanwhile."""
+    tally, the CPU seconds of the bot process and of its event loop meanwhile, and the name
+    of the embedding model. ``profiler`` profiles the event loop's CPU time meanwhile."""
+    from bot.app import check_bot, create_bot, create_dispatcher, open_services
+
     bot = create_bot(settings)
     try:
         await check_bot(bot, settings)
         services = await open_services(settings, embedder)
+        model = services.index.core.embedder.name
         try:
             dispatcher = create_dispatcher(services)
             await bot.delete_webhook()
@@ -174,9 +217,13 @@ async def _serve(
             )
             try:
                 await users.started()
-                cpu = _cpu_seconds()
+                cpu, loop_cpu = _cpu_seconds(), time.thread_time()
+                if profiler:
+                    profiler.enable()  # this thread only: the event loop
                 tally = await users.tally()
-                cpu = _cpu_seconds() - cpu
+                if profiler:
+                    profiler.disable()
+                cpu, loop_cpu = _cpu_seconds() - cpu, time.thread_time() - loop_cpu
             finally:
                 with contextlib.suppress(RuntimeError):  # polling never started
                     await dispatcher.stop_polling()
@@ -185,7 +232,7 @@ async def _serve(
             await services.index.close()
     finally:
         await bot.session.close()
-    return tally, cpu
+    return tally, (cpu, loop_cpu), model
 
 
 def _cpu_seconds() -> float:
@@ -196,7 +243,7 @@ def _cpu_seconds() -> float:
 def _result(
     options: BenchOptions,
     tally: dict[str, Any],
-    bot_cpu: float,
+    bot_cpu: tuple[float, float],
     build_seconds: float,
     model: str,
 ) -> BenchResult:
@@ -231,7 +278,8 @@ def _result(
         typing_p50_ms=1000 * statistics.median(tally["to_typing"])
         if tally["to_typing"]
         else float("nan"),
-        bot_cpu_ms_per_question=1000 * bot_cpu / max(replied, 1),
+        bot_cpu_ms_per_question=1000 * bot_cpu[0] / max(replied, 1),
+        event_loop_cpu_ms_per_question=1000 * bot_cpu[1] / max(replied, 1),
         fake_api_cpu_ms_per_question=1000 * tally["cpu"] / max(replied, 1),
         build_seconds=build_seconds,
     )
@@ -264,7 +312,7 @@ class _UsersProcess:
         await process.stdin.drain()
         users = cls(process, patience)
         try:
-            users.base_url = (await users._line(60.0))["base_url"]
+            users.base_url = (await users._line(STARTUP_TIMEOUT))["base_url"]
         except BaseException:
             await users.close()
             raise
@@ -438,6 +486,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--timeout", type=float, default=defaults.timeout, help="seconds to wait for replies"
     )
     parser.add_argument("--corpus", type=Path, default=defaults.corpus, help="the BBC corpus")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        help="keep the built index under DIR (one folder per model, backend and size) and "
+        "reuse it next time; by default it is built in a temporary folder",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="SETTINGS",
+        help="also run with these settings, e.g. EMBEDDING_BACKEND=torch (comma-separated "
+        "NAME=VALUE), and print both",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="write a cProfile of the event loop's CPU time while the users ask "
+        "(python -m pstats FILE)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -448,17 +516,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         articles=args.articles,
         timeout=args.timeout,
         corpus=args.corpus,
+        cache=args.cache,
+        profile=args.profile,
     )
     try:
+        baseline = _settings(args.baseline) if args.baseline else None
         result = asyncio.run(run_bench(options))
+        compared = (
+            asyncio.run(run_bench(options, overrides=baseline)) if baseline is not None else None
+        )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    results = [result] if compared is None else [result, compared]
     if args.json:
-        print(json.dumps(asdict(result)))
+        figures = asdict(result)
+        if compared is not None:
+            figures["baseline"] = {"settings": args.baseline, **asdict(compared)}
+        print(json.dumps(figures))
     else:
+        if compared is not None:
+            print("== configured settings ==")
         print(report(result))
-    return 0 if result.dropped == 0 and result.duplicates == 0 else 1
+        if compared is not None:
+            print(f"\n== baseline: {args.baseline} ==")
+            print(report(compared))
+    return 0 if all(r.dropped == 0 and r.duplicates == 0 for r in results) else 1
+
+
+def _settings(text: str) -> dict[str, str]:
+    """``NAME=VALUE,NAME=VALUE`` as setting overrides; unknown names are an error."""
+    from bot.settings import BotSettings
+
+    overrides = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or name.lower() not in BotSettings.model_fields:
+            raise ValueError(f"--baseline: {item!r} is not NAME=VALUE for a setting")
+        overrides[name.lower()] = value
+    return overrides
 
 
 def report(result: BenchResult) -> str:
@@ -477,7 +573,9 @@ def report(result: BenchResult) -> str:
             f"max {result.reply_max_ms:.0f} ms (update delivered -> sendMessage received)",
             f"before search    p50 {result.typing_p50_ms:.0f} ms "
             '(update delivered -> the handler\'s "typing" received)',
-            f"CPU per question bot {result.bot_cpu_ms_per_question:.1f} ms, "
+            f"CPU per question bot {result.bot_cpu_ms_per_question:.1f} ms "
+            f"(event loop {result.event_loop_cpu_ms_per_question:.1f} ms, worker threads "
+            f"{result.bot_cpu_ms_per_question - result.event_loop_cpu_ms_per_question:.1f} ms), "
             f"fake API and users {result.fake_api_cpu_ms_per_question:.1f} ms",
             f"index build      {result.build_seconds:.1f} s (not timed above)",
         ]
