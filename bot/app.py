@@ -42,7 +42,7 @@ from bot.sending import RetryAfterMiddleware
 from bot.services import Services
 from bot.settings import BotSettings
 from bot.webhook import UpdateRequestHandler
-from index import ArticleIndex, Embedder, ModelError
+from index import ArticleIndex, ArticleIndexError, Embedder, ModelError
 
 __all__ = [
     "HEARTBEAT_FILE",
@@ -94,12 +94,12 @@ async def open_services(settings: BotSettings, embedder: Embedder | None = None)
     try:
         await seed_if_empty(index, settings.samples_dir)
         return build_services(settings, index)
+    except ArticleIndexError as error:
+        await index.close()
+        raise StartupError(_one_line(str(error))) from None
     except (OSError, sqlite3.Error) as error:
         await index.close()
-        raise StartupError(
-            f"DATA_DIR {settings.data_dir} is not usable ({_one_line(str(error))}): "
-            "make it a writable folder"
-        ) from None
+        raise _data_dir_error(settings, error) from None
 
 
 async def open_index(settings: BotSettings, embedder: Embedder | None = None) -> ArticleIndex:
@@ -109,11 +109,25 @@ async def open_index(settings: BotSettings, embedder: Embedder | None = None) ->
         return await ArticleIndex.open(settings, embedder)
     except ModelError as error:
         raise StartupError(f"EMBEDDING_MODEL is unusable: {_one_line(str(error))}") from None
+    except ArticleIndexError as error:  # e.g. a damaged database: its message says what to do
+        raise StartupError(_one_line(str(error))) from None
     except (OSError, sqlite3.Error) as error:
-        raise StartupError(
-            f"DATA_DIR {settings.data_dir} is not usable ({_one_line(str(error))}): "
-            "make it a writable folder"
-        ) from None
+        raise _data_dir_error(settings, error) from None
+
+
+def _data_dir_error(settings: BotSettings, error: OSError | sqlite3.Error) -> StartupError:
+    """A folder problem gets the folder advice; a database that cannot be read, not."""
+    reason = _one_line(str(error))
+    if isinstance(error, sqlite3.DatabaseError) and not isinstance(
+        error, sqlite3.OperationalError
+    ):
+        return StartupError(
+            f"a database in DATA_DIR {settings.data_dir} cannot be read ({reason}): "
+            "restore it from a backup or move it aside"
+        )
+    return StartupError(
+        f"DATA_DIR {settings.data_dir} is not usable ({reason}): make it a writable folder"
+    )
 
 
 def _one_line(text: str) -> str:
