@@ -193,6 +193,7 @@ def export_onnx(model_path: str, folder: Path) -> Path:
     from sentence_transformers.backend import export_dynamic_quantized_onnx_model
 
     folder.parent.mkdir(parents=True, exist_ok=True)
+    log.info("Exporting %s to ONNX (float32 and int8) into %s, once", model_path, folder)
     building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     root = logging.getLogger()
     root.addFilter(_quantizer_chatter)
