@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bot.app import StartupError, run_polling, webhook_app
     from bot.chat import run_chat
+    from bot.shutdown import exit_without_stuck_workers, run
 
     try:
         if command == "chat":
@@ -71,12 +72,14 @@ def main(argv: list[str] | None = None) -> int:
                 webhook_app(settings), host=settings.webhook_host, port=settings.webhook_port
             )
         else:
-            asyncio.run(run_polling(settings))
+            run(run_polling(settings))
     except StartupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass
+    if command == "run":  # stopped by a signal: do not wait for stuck downloads at exit
+        exit_without_stuck_workers(0)
     return 0
 
 

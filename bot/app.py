@@ -41,6 +41,7 @@ from bot.rate_limit import RateLimitMiddleware
 from bot.sending import RetryAfterMiddleware
 from bot.services import Services
 from bot.settings import BotSettings
+from bot.shutdown import bounded, worker_pool
 from bot.webhook import UpdateRequestHandler
 from index import ArticleIndex, ArticleIndexError, Embedder, ModelError
 
@@ -264,12 +265,15 @@ async def _on_startup(bot: Bot, services: Services) -> None:
 
 
 async def _on_shutdown(services: Services) -> None:
-    """Stop background work (alerts, heartbeat, a running reindex's status updates)."""
+    """Stop background work (alerts, heartbeat, a running reindex's status updates), each
+    step for a few seconds at most (`bot.shutdown.bounded`)."""
     if services.alerts is not None:
-        await services.alerts.stop()
+        await bounded(services.alerts.stop(), "stopping feeds and alert delivery")
     for task in list(services.background):
         task.cancel()
-    await asyncio.gather(*services.background, return_exceptions=True)
+    await bounded(
+        asyncio.gather(*services.background, return_exceptions=True), "background tasks"
+    )
 
 
 async def _heartbeat(path: Path) -> None:
@@ -291,7 +295,8 @@ async def run_polling(settings: BotSettings, embedder: Embedder | None = None) -
                 bot, allowed_updates=dispatcher.resolve_used_update_types()
             )
         finally:
-            await services.index.close()
+            await bounded(services.index.close(), "closing the index")
+            log.info("Stopped")
     finally:
         await bot.session.close()
 
@@ -326,6 +331,7 @@ async def _healthz(request: web.Request) -> web.Response:
 async def webhook_app(settings: BotSettings, embedder: Embedder | None = None) -> web.Application:
     """The webhook app with its services; for ``web.run_app``, which handles signals.
     Start-up failures raise `StartupError`."""
+    asyncio.get_running_loop().set_default_executor(worker_pool())  # see bot.shutdown
     bot = create_bot(settings)
     try:
         await check_bot(bot, settings)
@@ -338,7 +344,8 @@ async def webhook_app(settings: BotSettings, embedder: Embedder | None = None) -
     async def close(app: web.Application) -> None:
         with contextlib.suppress(Exception):
             await bot.session.close()
-        await services.index.close()
+        await bounded(services.index.close(), "closing the index")
+        log.info("Stopped")
 
     app.on_cleanup.append(close)
     return app
