@@ -68,9 +68,7 @@ async def full_bot(
     await api.wait_until(lambda: api.calls_of("getUpdates"), what="polling to start")
     yield RunningBot(api, bot, dispatcher, services)
     await dispatcher.stop_polling()
-    await task
-    assert services.alerts is not None
-    await asyncio.to_thread(services.alerts.storage.close)
+    await task  # the dispatcher's shutdown stops alerts and closes their database
 
 
 def _query(user: FakeUser, data: str, **where: Any) -> JsonDict:
