@@ -38,7 +38,7 @@ from bot.alerts.service import create_routers as create_alert_routers
 from bot.handlers import admin, ask, buttons, errors, inline, results, start
 from bot.heartbeat import HEARTBEAT_FILE, HEARTBEAT_INTERVAL
 from bot.rate_limit import RateLimitMiddleware
-from bot.sending import RetryAfterMiddleware
+from bot.sending import KeepResponseTypes, RetryAfterMiddleware
 from bot.services import Services
 from bot.settings import BotSettings
 from bot.shutdown import bounded, worker_pool
@@ -175,6 +175,7 @@ def create_bot(
     ``session`` and ``token`` replace the network and BOT_TOKEN (the local chat uses them)."""
     session = session or AiohttpSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
     session.middleware(RetryAfterMiddleware())
+    session.middleware(KeepResponseTypes())
     session.middleware(buttons.ExpiredQueryMiddleware())
     default = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
     return Bot(token or settings.token, session=session, default=default)
