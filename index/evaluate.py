@@ -17,8 +17,8 @@ It also reports:
   about the first half of the articles searched against the second half only) wrongly
   answered.
 
-``--cache-dir`` keeps the embedded index between runs (keyed by the file, the settings and
-the schema), which spares re-embedding 16k passages on every iteration.
+``--cache-dir`` keeps the embedded index between runs (keyed by the file, the model and
+its backend, and the schema), which spares re-embedding 16k passages on every iteration.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from index.formats import make_article
 from index.models import Article, SearchFilters, SearchResult
 from index.search import STOP_WORDS, terms
 from index.settings import IndexSettings
-from index.store import SCHEMA_VERSION, match_expression
+from index.store import SCHEMA_VERSION
 
 CUTOFFS = (1, 5, 10)
 # Paragraphs are tagged by half as their outlet, so that questions about the first half can
@@ -176,8 +176,9 @@ def _search_all(
     owner: dict[int, str],
     *,
     off_topic: bool,
+    cache_dir: Path | None,
 ) -> _Run:
-    vectors = core.embedder.encode([q.text for q in questions])
+    vectors = _encode([q.text for q in questions], core.embedder, cache_dir)
     run = _Run({"dense": [], "keyword": [], "hybrid": []}, [], [], [], [], [])
     second_half = SearchFilters(outlets=(SECOND_HALF,))
     for question, vector in zip(questions, vectors, strict=True):
@@ -186,7 +187,7 @@ def _search_all(
         words = terms(question.text)
         keyword = (
             core.store.keyword_search(
-                match_expression(words),
+                words,
                 10,
                 None,
                 (core.recipe.title_weight, core.recipe.body_weight),
@@ -210,6 +211,20 @@ def _search_all(
                 _relevance(core.search_vector(question.text, vector, filters=second_half))
             )
     return run
+
+
+def _encode(texts: list[str], embedder: Embedder, cache_dir: Path | None) -> np.ndarray:
+    """The questions' vectors, kept in ``cache_dir`` (if given) for the next run."""
+    if cache_dir is None:
+        return embedder.encode(texts)
+    key = hashlib.sha256("\n".join([embedder.name, *texts]).encode()).hexdigest()[:16]
+    path = cache_dir / f"questions-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    vectors = embedder.encode(texts)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
 
 
 @contextmanager
@@ -254,7 +269,8 @@ def _cache_key(path: str, settings: IndexSettings, embedder: Embedder | None) ->
             str(Path(path).resolve()),
             stat.st_size,
             stat.st_mtime_ns,
-            settings.model_dump(mode="json", exclude={"data_dir"}),
+            settings.embedding_model,
+            str(getattr(settings, "embedding_backend", "")),
             embedder.name if embedder else None,
             SCHEMA_VERSION,
         ],
@@ -287,12 +303,12 @@ def run_eval(
             for pid, row in core.store.passages(core.store.passage_ids()).items()
         }
         started = time.perf_counter()
-        clean = _search_all(core, questions, owner, off_topic=refusal)
+        clean = _search_all(core, questions, owner, off_topic=refusal, cache_dir=cache_dir)
         search_seconds = time.perf_counter() - started
         typo_run = None
         if typos:
             misspelt = [replace(q, text=add_typos(q.text, typo_seed)) for q in questions]
-            typo_run = _search_all(core, misspelt, owner, off_topic=False)
+            typo_run = _search_all(core, misspelt, owner, off_topic=False, cache_dir=cache_dir)
     answerable = [q.answerable for q in questions]
     report: dict[str, object] = {
         "file": path,
