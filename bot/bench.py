@@ -205,6 +205,7 @@ async def _serve(
         await check_bot(bot, settings)
         services = await open_services(settings, embedder)
         model = services.index.core.embedder.name
+        answering: set[asyncio.Task[Any]] = set()
         try:
             dispatcher = create_dispatcher(services)
             await bot.delete_webhook()
@@ -228,8 +229,17 @@ async def _serve(
                 with contextlib.suppress(RuntimeError):  # polling never started
                     await dispatcher.stop_polling()
                 await polling
+                # Questions still being answered (after a timeout) use the index from worker
+                # threads: closing it under them would crash. aiogram keeps their tasks here.
+                answering = set(dispatcher._handle_update_tasks)
+                if answering:
+                    await asyncio.wait(answering, timeout=users.patience)
+                answering = {task for task in answering if not task.done()}
         finally:
-            await services.index.close()
+            if not answering:
+                await services.index.close()
+            else:
+                log.warning("%d questions still being answered: index left open", len(answering))
     finally:
         await bot.session.close()
     return tally, (cpu, loop_cpu), model
