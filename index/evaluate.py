@@ -243,9 +243,7 @@ def _eval_index(
         folder = Path(scratch)
         if cache_dir is not None:
             folder = cache_dir / _cache_key(path, settings, embedder)
-        eval_settings = settings.model_copy(
-            update={"data_dir": folder, "passage_chars": 100_000}
-        )
+        eval_settings = settings.model_copy(update={"data_dir": folder, "passage_chars": 100_000})
         complete = folder / "complete"
         core = IndexCore.open(eval_settings, embedder)
         try:

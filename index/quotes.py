@@ -92,7 +92,7 @@ _NUMBER_WORDS, _MONTHS, _TIME_WORDS, _PLACE_BEFORE = (
 # Weights of the sentence score (similarity, word overlap, the cue the question asks for)
 # and when a neighbour joins the quote. Measured on SQuAD v1.1 (README).
 OVERLAP_WEIGHT = 0.3
-CUE_WEIGHT = 0.2
+CUE_WEIGHT = 0.1
 NEIGHBOUR_MARGIN = 0.1  # a neighbour joins when it scores within this of the best
 QUOTE_CHARS = 400  # ... and the quote stays within this many characters
 
@@ -106,8 +106,10 @@ def asks(question: str) -> Asks:
 def cue(sentence: str, kind: Asks, question_words: frozenset[str]) -> float:
     """How much the sentence holds what a question of ``kind`` asks for (0..1), counting
     only what the question itself does not already say."""
-    if kind is Asks.CAUSE:
-        return 1.0 if _CAUSE.search(sentence) else 0.0
+    if kind is Asks.CAUSE:  # a causal word the question does not use itself ("slow")
+        return _any(
+            m.group().split()[0].lower() not in question_words for m in _CAUSE.finditer(sentence)
+        )
     words = [(m.group(), m.start()) for m in _WORD.finditer(sentence)]
     new = [(w, at) for w, at in words if w.lower() not in question_words]
     if kind is Asks.NUMBER:
