@@ -93,10 +93,16 @@ def without_more_button(markup: InlineKeyboardMarkup | None) -> InlineKeyboardMa
 
 
 @contextlib.asynccontextmanager
-async def typing(bot: Bot, message: Message, action: str = "typing") -> AsyncIterator[None]:
-    """Show "typing" in the message's chat and topic at once, and every 5 s until done."""
+async def typing(
+    bot: Bot, message: Message, action: str = "typing", *, repeat: bool = True
+) -> AsyncIterator[None]:
+    """Show "typing" in the message's chat and topic at once and, with ``repeat``, every 5 s
+    until done (Telegram shows it for 5 s or until the bot's message arrives)."""
     thread_id = message.message_thread_id if message.is_topic_message else None
     await bot.send_chat_action(message.chat.id, action, message_thread_id=thread_id)
+    if not repeat:
+        yield
+        return
     async with ChatActionSender(
         bot=bot,
         chat_id=message.chat.id,
@@ -131,7 +137,10 @@ async def answer_question(
     if len(question) > settings.max_question_chars:
         await send_reply(message, Reply(Text(too_long_text(settings.max_question_chars))))
         return
-    async with typing(bot, message):
+    # One "typing" only: an answer normally comes within a second or two, and repeating it
+    # every 5 s for each waiting question made an overloaded bot slower still (a quarter of
+    # its event loop's CPU went to repeated chat actions in `python -m bot bench`).
+    async with typing(bot, message, repeat=False):
         reply = await first_page(index, queries, question, settings.answer_hits)
     await send_reply(message, reply)
 

@@ -4,6 +4,10 @@ to messages that are not questions."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
 
 from tests.fake_telegram import utf16_len
 from tests.test_bot.harness import RunningBot, StartBot
@@ -152,3 +156,27 @@ async def test_messages_without_text_are_explained(running: RunningBot) -> None:
     reply = await conv.wait_for(lambda m: "only read text" in m.text)
 
     assert reply.text == "I can only read text. Send me your question as a message."
+
+
+async def test_a_slow_answer_sends_typing_once(
+    running: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search slower than the 5 s Telegram shows "typing" for still sends one chat action:
+    repeating it for every waiting question made an overloaded bot slower still."""
+    embedder = running.services.index.core.embedder
+    encode = embedder.encode
+
+    def slow_encode(texts: Sequence[str]) -> np.ndarray:
+        time.sleep(5.5)
+        return encode(texts)
+
+    monkeypatch.setattr(embedder, "encode", slow_encode)
+    conv = running.chat()
+    api = running.api
+    api.push_update(api.message_update(conv.chat, conv.user, "Did the volcano erupt?"))
+
+    await api.wait_until(lambda: api.calls_of("sendMessage"), 20, what="the answer")
+
+    [answer] = api.calls_of("sendMessage")
+    assert answer.params["text"].startswith("🔎")
+    assert len(api.calls_of("sendChatAction")) == 1
