@@ -1,8 +1,9 @@
 """The index itself, synchronous: ingestion, search, removal, rebuilds.
 
-``IndexCore`` owns the SQLite store (source of truth), the FAISS vector index derived
-from it, and the embedder. It is thread-safe: writers take one lock, searches take none
-and keep using the vector index they started with while a rebuild swaps in a new one.
+``IndexCore`` owns the article store (SQLite or PostgreSQL, the source of truth), the
+FAISS vector index derived from it, and the embedder. It is thread-safe: writers take one
+lock, searches take none and keep using the vector index they started with while a
+rebuild swaps in a new one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from index import formats
 from index.chunking import chunk_article
+from index.database import SQLITE_FILE, database_url
 from index.embedding import (
     Embedder,
     create_embedder,
@@ -53,7 +55,7 @@ from index.search import (
 )
 from index.settings import IndexSettings
 from index.spelling import Speller
-from index.store import PassageRow, Store, match_expression
+from index.store import PassageRow, Store
 from index.vectors import StaleIndexError, VectorIndex
 
 log = logging.getLogger(__name__)
@@ -312,10 +314,13 @@ class IndexCore:
         keyword: dict[int, float] = {}
         if words:
             weights = (recipe.title_weight, recipe.body_weight)
-            match = match_expression(spelling.keyword_words(words))
             # Passages outside the keyword top-N count as no keyword match: scoring them
             # exactly costs 20 ms at 100k passages and changes R@5 on SQuAD by 0.001.
-            keyword = dict(self.store.keyword_search(match, recipe.candidates, filters, weights))
+            keyword = dict(
+                self.store.keyword_search(
+                    spelling.keyword_words(words), recipe.candidates, filters, weights
+                )
+            )
             candidates.update(keyword)
         prefer_recent = bool(filters and filters.prefer_recent) or wants_recent(question)
         ranked = rank(
@@ -394,7 +399,7 @@ class IndexCore:
             started = time.perf_counter()
             problems = self.store.check(full=True)
             if problems:
-                raise DamagedDatabaseError(self.store.path, problems[0])
+                raise DamagedDatabaseError(self.store.where, problems[0])
             fresh = self._reembed_all(progress)
             with self._write_lock:
                 current = set(self.store.passage_ids())
@@ -468,12 +473,16 @@ def index_path(settings: IndexSettings) -> Path:
 
 
 def database_path(settings: IndexSettings) -> Path:
-    return settings.data_dir / "articles.sqlite3"
+    """The SQLite file (used when DATABASE_URL is unset)."""
+    return settings.data_dir / SQLITE_FILE
 
 
 def open_store(settings: IndexSettings) -> Store:
-    """The database, checked. An empty (0-byte) database file beside a saved vector index
-    is damage, not a fresh install: it is refused rather than silently started over."""
+    """The database DATABASE_URL names (PostgreSQL), else the SQLite file in DATA_DIR,
+    checked. An empty (0-byte) SQLite file beside a saved vector index is damage, not a
+    fresh install: it is refused rather than silently started over."""
+    if settings.database_url is not None:
+        return Store(database_url(settings.data_dir, settings.database_url.get_secret_value()))
     path = database_path(settings)
     with contextlib.suppress(FileNotFoundError):
         if path.stat().st_size == 0 and index_path(settings).exists():

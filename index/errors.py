@@ -39,7 +39,7 @@ class StorageError(ArticleIndexError):
 class DamagedDatabaseError(StorageError):
     """The database is damaged; it is left as it is and nothing is written to it."""
 
-    def __init__(self, path: Path, problem: str) -> None:
+    def __init__(self, path: Path | str, problem: str) -> None:
         self.path = path
         self.problem = " ".join(problem.split())
         super().__init__(

@@ -1,7 +1,9 @@
 """Looking after the data folder: integrity check, backup and restore of the database.
 
 None of these loads the embedding model. ``check`` and ``backup`` may run while the bot
-runs; ``restore`` replaces the database file, so stop the bot first.
+runs; ``restore`` replaces the database file, so stop the bot first. Backup and restore
+copy the SQLite file; on PostgreSQL (DATABASE_URL) they refuse in one line pointing at
+``pg_dump``, and ``check`` connects and compares the vector index with the database.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.core import database_path, index_path, vector_index_from_store
+from index.core import database_path, index_path, open_store, vector_index_from_store
+from index.database import LEGACY_VERSION, head_revision
 from index.errors import StorageError
 from index.settings import IndexSettings
-from index.store import SCHEMA_VERSION, Store
+from index.store import Store
 from index.vectors import StaleIndexError, VectorIndex, meta_path
 
 __all__ = ["CheckReport", "RestoreReport", "backup", "check", "restore"]
@@ -26,7 +29,7 @@ class CheckReport:
     """What ``check`` found: the database's problems (none when it is sound), its size,
     and one line on the saved vector index."""
 
-    database: Path
+    database: Path | str
     exists: bool
     problems: list[str]
     articles: int = 0
@@ -47,7 +50,22 @@ class RestoreReport:
 
 def check(settings: IndexSettings) -> CheckReport:
     """SQLite's full ``integrity_check`` of the database, then whether the saved vector
-    index matches it. Reads only."""
+    index matches it. Reads only. On PostgreSQL: connects (PostgreSQL checks its own
+    pages), then the vector index."""
+    if settings.database_url is not None:
+        store = open_store(settings)
+        try:
+            counts = store.counts()
+            return CheckReport(
+                store.where,
+                exists=True,
+                problems=[],
+                articles=counts.articles,
+                passages=counts.passages,
+                vectors=_vectors_state(store, index_path(settings)),
+            )
+        finally:
+            store.close()
     path = database_path(settings)
     if not path.exists():
         return CheckReport(path, exists=False, problems=[])
@@ -88,6 +106,7 @@ def backup(settings: IndexSettings, destination: Path) -> tuple[int, int]:
     """Copy the database to ``destination`` with SQLite's online backup API (a consistent
     copy even while the bot writes). Returns its (articles, passages). A damaged database
     is refused: its copy would be damaged too."""
+    _sqlite_only(settings)
     source = database_path(settings)
     if not source.exists() or source.stat().st_size == 0:
         raise StorageError(f"there is no database to back up at {source}")
@@ -107,6 +126,7 @@ def restore(settings: IndexSettings, backup_file: Path) -> RestoreReport:
     integrity-checked, then renamed into place (the database it replaces is kept beside,
     as ``articles.sqlite3.before-restore``). The vector index is then rebuilt from the
     restored vectors, so the next start loads it without re-embedding."""
+    _sqlite_only(settings)
     if not backup_file.is_file():
         raise StorageError(f"no backup file at {backup_file}")
     target = database_path(settings)
@@ -135,19 +155,27 @@ def _verify_backup(staged: Path, original: Path) -> tuple[int, int]:
         problems = store.check(full=True)
         if problems:
             raise StorageError(f"{original} is not a usable backup (damaged: {problems[0]})")
-        tables = {row[0] for row in store.db.execute("SELECT name FROM sqlite_master")}
-        if not {"meta", "articles", "passages"} <= tables:
+        if not {"meta", "articles", "passages"} <= store.tables():
             raise StorageError(f"{original} is not a backup of an article index")
-        version = int(store.get_meta("schema_version") or 0)
-        if version > SCHEMA_VERSION:
+        revision = store.database.revision()
+        legacy = int(store.get_meta("schema_version") or 0) if revision is None else 0
+        if legacy > LEGACY_VERSION or (revision is not None and revision > head_revision()):
             raise StorageError(
-                f"{original} has schema version {version}, newer than this program's "
-                f"{SCHEMA_VERSION}: upgrade the program"
+                f"{original} has schema {revision or legacy}, newer than this program's "
+                f"{head_revision()}: upgrade the program"
             )
         counts = store.counts()
     finally:
         store.close()
     return counts.articles, counts.passages
+
+
+def _sqlite_only(settings: IndexSettings) -> None:
+    if settings.database_url is not None:
+        raise StorageError(
+            "backup and restore copy the SQLite file; with DATABASE_URL (PostgreSQL) use "
+            "pg_dump --schema=newsbot_index and pg_restore"
+        )
 
 
 def _keep_aside(target: Path) -> Path | None:

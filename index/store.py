@@ -1,11 +1,15 @@
-"""SQLite, the source of truth: articles, passages (with their vectors) and a keyword index.
+"""The article store, the source of truth: articles, passages (with their vectors), a
+keyword index and ``meta``, on SQLite (``DATA_DIR/articles.sqlite3``) or PostgreSQL
+(``DATABASE_URL``). The tables are declared once (``index/schema.py``), opening migrates
+them (``index/database.py``), and the keyword index is the backend's own
+(``index/keywords.py``: FTS5 or ``tsvector``).
 
 The FAISS index is derived from the vectors kept here and can always be rebuilt from them.
-Schema upgrades run in place, in a transaction, from the version recorded in ``meta``.
 
-A damaged database is never written to: opening runs SQLite's ``quick_check``, ``check``
-runs the full ``integrity_check``, and once either finds a problem (or SQLite reports
-corruption during a write) every write raises ``DamagedDatabaseError``.
+A damaged SQLite database is never written to: opening runs SQLite's ``quick_check``,
+``check`` runs the full ``integrity_check``, and once either finds a problem (or SQLite
+reports corruption during a write) every write raises ``DamagedDatabaseError``.
+PostgreSQL looks after its own integrity; ``check`` there only connects.
 """
 
 from __future__ import annotations
@@ -13,74 +17,28 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
 
 import numpy as np
+from sqlalchemy import URL, Connection, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
+from index.database import Database, unwrap
 from index.errors import DamagedDatabaseError, StorageError
+from index.keywords import keyword_index
 from index.models import Article, ArticleInfo, Passage, SearchFilters
+from index.schema import SCHEMA_VERSION, articles, meta, passages
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "Counts", "PassageRow", "Store", "StoredArticle"]
+
 _DAMAGE_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 CHECK_ROWS = 20  # problems listed at most by one integrity check
-
-
-def _schema_v1(db: sqlite3.Connection) -> None:
-    _run_script(
-        db,
-        """
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE articles (
-            id TEXT PRIMARY KEY,
-            title TEXT NOT NULL,
-            text TEXT NOT NULL,
-            url TEXT,
-            outlet TEXT,
-            author TEXT,
-            published TEXT,
-            source TEXT,
-            content_hash TEXT NOT NULL,
-            ingested_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        );
-        CREATE INDEX articles_url ON articles(url);
-        CREATE INDEX articles_published ON articles(published);
-        CREATE INDEX articles_outlet ON articles(outlet COLLATE NOCASE);
-        CREATE TABLE passages (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
-            position INTEGER NOT NULL,
-            start INTEGER NOT NULL,
-            end INTEGER NOT NULL,
-            text TEXT NOT NULL,
-            sentences TEXT NOT NULL,
-            vector BLOB NOT NULL,
-            sentence_vectors BLOB NOT NULL
-        );
-        CREATE INDEX passages_article ON passages(article_id);
-        CREATE VIRTUAL TABLE passages_fts USING fts5(
-            title, body, tokenize = 'porter unicode61 remove_diacritics 2'
-        );
-        """,
-    )
-
-
-def _run_script(db: sqlite3.Connection, script: str) -> None:
-    """Run ``;``-separated statements inside the caller's transaction (``executescript``
-    would commit it)."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-# MIGRATIONS[n] upgrades a database at version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_schema_v1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,210 +66,229 @@ class Counts:
     last_ingest: datetime | None
 
 
-class Store:
-    """Thread-safe access to the database: one connection per thread, WAL journal."""
+@dataclass(frozen=True, slots=True)
+class StoredArticle:
+    """An article's row and its passages' rows (vectors as stored bytes), as copied
+    between stores without re-embedding. Passage rows carry no id: the target gives one."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        """Open (or create) the database; raises ``DamagedDatabaseError`` when SQLite's
-        ``quick_check`` finds it damaged, and closes it again. ``read_only`` opens an
-        existing database for inspection only: no check on opening, no upgrade, no writes."""
-        self.path = path
+    row: dict[str, Any]
+    passages: list[dict[str, Any]]
+
+
+class Store:
+    """Thread-safe access to the database through a connection pool."""
+
+    def __init__(self, location: Path | URL | str, *, read_only: bool = False) -> None:
+        """Open (and migrate) the database: a SQLite file's path, or a PostgreSQL URL.
+        Raises ``DamagedDatabaseError`` when SQLite's ``quick_check`` finds the file
+        damaged, ``DatabaseUnavailableError`` when PostgreSQL cannot be reached, and
+        closes it again. ``read_only`` opens an existing SQLite file for inspection
+        only: no check on opening, no upgrade, no writes."""
+        if isinstance(location, Path):
+            location = URL.create("sqlite+pysqlite", database=str(location))
+        self.database = Database(location, read_only=read_only)
+        self.dialect = self.database.dialect
         self.read_only = read_only
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self.keywords = keyword_index(self.dialect)
         self.damage: str | None = None  # the first problem found; set, every write is refused
         if read_only:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.database.path is not None:
+            self.database.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             problems = self.check(full=False)
             if problems:
-                raise DamagedDatabaseError(path, problems[0])
-            self.migrate()
+                raise DamagedDatabaseError(self.where, problems[0])
+            self.database.migrate()
+        except DBAPIError as error:
+            self.close()
+            if self.dialect == "sqlite":
+                raise unwrap(error) from None  # the driver's own error, as callers know it
+            raise self.database.unavailable(error) from None
         except BaseException:
             self.close()
             raise
 
     @property
-    def db(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                f"file:{quote(str(self.path))}?mode={'ro' if self.read_only else 'rwc'}",
-                uri=True,
-                isolation_level=None,
-                timeout=30,
-                check_same_thread=False,
-            )  # each thread uses only its own; close() may run on another
-            try:
-                if not self.read_only:
-                    connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA foreign_keys=ON")
-                connection.execute("PRAGMA synchronous=NORMAL")
-            except BaseException:  # not a database: the first statement says so
-                connection.close()
-                raise
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
-        return connection
+    def where(self) -> str:
+        """The file, or the URL without its password: for messages."""
+        return self.database.where
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL)."""
+        return self.database.path
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def read(self) -> Iterator[Connection]:
+        with self.database.read() as db:
+            yield db
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
         """One write transaction; refused with ``DamagedDatabaseError`` on a damaged database
         (and the database counts as damaged once SQLite reports corruption inside one)."""
         if self.damage:
-            raise DamagedDatabaseError(self.path, self.damage)
+            raise DamagedDatabaseError(self.where, self.damage)
         try:
-            db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with self.database.write() as db:
                 yield db
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+        except DBAPIError as error:
+            if _damage_code(error) not in _DAMAGE_CODES:
                 raise
-            db.execute("COMMIT")
-        except sqlite3.DatabaseError as error:
-            if error.sqlite_errorcode not in _DAMAGE_CODES:
-                raise
-            self.damage = str(error)
-            raise DamagedDatabaseError(self.path, self.damage) from None
+            self.damage = str(unwrap(error))
+            raise DamagedDatabaseError(self.where, self.damage) from None
 
     def check(self, *, full: bool = True) -> list[str]:
         """Problems SQLite's ``integrity_check`` (or the faster ``quick_check``) finds, at
-        most ``CHECK_ROWS``; empty when the database is sound. A problem marks it damaged."""
+        most ``CHECK_ROWS``; empty when the database is sound. A problem marks it damaged.
+        On PostgreSQL: connects, and finds nothing."""
+        if self.dialect != "sqlite":
+            with self.read() as db:
+                db.exec_driver_sql("SELECT 1")
+            return []
         pragma = "integrity_check" if full else "quick_check"
         try:
-            rows = self.db.execute(f"PRAGMA {pragma}({CHECK_ROWS})").fetchall()
+            with self.read() as db:
+                rows = db.exec_driver_sql(f"PRAGMA {pragma}({CHECK_ROWS})").all()
             problems = [str(row[0]) for row in rows if row[0] != "ok"]
-        except sqlite3.DatabaseError as error:
-            if error.sqlite_errorcode not in _DAMAGE_CODES:
+        except DBAPIError as error:
+            if _damage_code(error) not in _DAMAGE_CODES:
                 raise
-            problems = [str(error)]
+            problems = [str(unwrap(error))]
         if problems:
             self.damage = problems[0]
         return problems
 
+    def tables(self) -> set[str]:
+        """The names of the tables in the database."""
+        with self.read() as db:
+            return set(db.dialect.get_table_names(db, schema=self.database.schema))
+
     def backup(self, destination: Path) -> None:
-        """A consistent copy of the database (SQLite's online backup API, so writers may go
-        on meanwhile), written aside and renamed into place, as one self-contained file."""
+        """A consistent copy of a SQLite database (SQLite's online backup API, so writers
+        may go on meanwhile), written aside and renamed into place, as one file."""
         if self.damage:
-            raise DamagedDatabaseError(self.path, self.damage)
+            raise DamagedDatabaseError(self.where, self.damage)
+        if self.dialect != "sqlite":
+            raise StorageError(
+                "backup copies the SQLite file; on PostgreSQL use pg_dump --schema=newsbot_index"
+            )
         aside = destination.with_name(destination.name + ".tmp")
         aside.unlink(missing_ok=True)
         copy = sqlite3.connect(aside, isolation_level=None)
+        source = self.database.engine.raw_connection()
         try:
-            self.db.backup(copy)
+            source.driver_connection.backup(copy)  # type: ignore[union-attr]
             copy.execute("PRAGMA journal_mode=DELETE")  # no -wal file beside the copy
         finally:
             copy.close()
+            source.close()
         with open(aside, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(aside, destination)
 
     def close(self) -> None:
-        with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self.database.dispose()
 
-    # -- schema ---------------------------------------------------------------------------
-
-    def migrate(self) -> None:
-        with self.transaction() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise StorageError(
-                    f"{self.path} has schema version {version}, newer than this program's "
-                    f"{SCHEMA_VERSION}: upgrade the program"
-                )
-            for upgrade in MIGRATIONS[version:]:
-                upgrade(db)
-            self._set_meta(db, "schema_version", str(SCHEMA_VERSION))
+    # -- meta -----------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+        with self.read() as db:
+            return db.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
 
     def set_meta(self, key: str, value: str) -> None:
-        self._set_meta(self.db, key, value)
+        with self.transaction() as db:
+            self._upsert(db, meta, {"key": key, "value": value}, ["key"])
 
-    @staticmethod
-    def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
-        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+    def _upsert(self, db: Connection, table: Any, row: dict[str, Any], key: list[str]) -> None:
+        statement = (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
+        changed = {c: statement.excluded[c] for c in row if c not in key}
+        db.execute(statement.values(row).on_conflict_do_update(index_elements=key, set_=changed))
 
     # -- writing --------------------------------------------------------------------------
 
     def content_hash(self, article_id: str) -> str | None:
-        row = self.db.execute(
-            "SELECT content_hash FROM articles WHERE id = ?", (article_id,)
-        ).fetchone()
-        return row[0] if row else None
+        with self.read() as db:
+            return db.execute(
+                select(articles.c.content_hash).where(articles.c.id == article_id)
+            ).scalar()
 
     def replace_article(
         self,
         article: Article,
         content_hash: str,
-        passages: Sequence[Passage],
+        passages_: Sequence[Passage],
         vectors: np.ndarray,
         sentence_vectors: Sequence[np.ndarray],
     ) -> tuple[list[int], list[int]]:
         """Insert or replace an article and all its passages in one transaction.
         Returns (removed passage ids, new passage ids)."""
         now = _now()
-        with self.transaction() as db:
-            removed = self._delete(db, article.id, keep_article=True)
-            db.execute(
-                """INSERT INTO articles (id, title, text, url, outlet, author, published,
-                       source, content_hash, ingested_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(id) DO UPDATE SET title=excluded.title, text=excluded.text,
-                       url=excluded.url, outlet=excluded.outlet, author=excluded.author,
-                       published=excluded.published, source=excluded.source,
-                       content_hash=excluded.content_hash, updated_at=excluded.updated_at""",
-                (
-                    article.id,
-                    article.title,
-                    article.text,
-                    article.url,
-                    article.outlet,
-                    article.author,
-                    article.published.isoformat() if article.published else None,
-                    article.source,
-                    content_hash,
-                    now,
-                    now,
-                ),
-            )
-            new_ids = []
+        row = {
+            "id": article.id,
+            "title": article.title,
+            "text": article.text,
+            "url": article.url,
+            "outlet": article.outlet,
+            "author": article.author,
+            "published": article.published.isoformat() if article.published else None,
+            "source": article.source,
+            "content_hash": content_hash,
+            "ingested_at": now,
+            "updated_at": now,
+        }
+        rows = [
+            {
+                "position": passage.position,
+                "start": passage.start,
+                "end": passage.end,
+                "text": passage.text,
+                "sentences": json.dumps(passage.sentences),
+                "vector": vector.astype(np.float32).tobytes(),
+                "sentence_vectors": sentence_vectors_.astype(np.float16).tobytes(),
+            }
             for passage, vector, sentence_vectors_ in zip(
-                passages, vectors, sentence_vectors, strict=True
-            ):
-                cursor = db.execute(
-                    """INSERT INTO passages (article_id, position, start, end, text, sentences,
-                           vector, sentence_vectors) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (
-                        article.id,
-                        passage.position,
-                        passage.start,
-                        passage.end,
-                        passage.text,
-                        json.dumps(passage.sentences),
-                        vector.astype(np.float32).tobytes(),
-                        sentence_vectors_.astype(np.float16).tobytes(),
-                    ),
-                )
-                passage_id = int(cursor.lastrowid or 0)
-                db.execute(
-                    "INSERT INTO passages_fts (rowid, title, body) VALUES (?, ?, ?)",
-                    (passage_id, article.title, passage.text),
-                )
-                new_ids.append(passage_id)
+                passages_, vectors, sentence_vectors, strict=True
+            )
+        ]
+        with self.transaction() as db:
+            return self._put(db, StoredArticle(row, rows), keep_ingested_at=True)
+
+    def put_articles(self, stored: Iterable[StoredArticle]) -> list[int]:
+        """Insert or replace whole articles, rows as given (vectors included), in one
+        transaction; returns the new passage ids."""
+        new_ids: list[int] = []
+        with self.transaction() as db:
+            for article in stored:
+                new_ids += self._put(db, article, keep_ingested_at=False)[1]
+        return new_ids
+
+    def _put(
+        self, db: Connection, article: StoredArticle, *, keep_ingested_at: bool
+    ) -> tuple[list[int], list[int]]:
+        article_id = article.row["id"]
+        removed = self._delete(db, article_id, keep_article=True)
+        excluded = {"id", "ingested_at"} if keep_ingested_at else {"id"}
+        statement = (postgresql if self.dialect == "postgresql" else sqlite).insert(articles)
+        db.execute(
+            statement.values(article.row).on_conflict_do_update(
+                index_elements=["id"],
+                set_={c: statement.excluded[c] for c in article.row if c not in excluded},
+            )
+        )
+        if not article.passages:
+            return removed, []
+        rows = [{**p, "article_id": article_id} for p in article.passages]
+        new_ids = list(
+            db.execute(
+                passages.insert().returning(passages.c.id, sort_by_parameter_order=True), rows
+            ).scalars()
+        )
+        self.keywords.add(
+            db,
+            [(i, article.row["title"], p["text"]) for i, p in zip(new_ids, rows, strict=True)],
+        )
         return removed, new_ids
 
     def delete_article(self, article_id: str) -> list[int]:
@@ -319,37 +296,53 @@ class Store:
         with self.transaction() as db:
             return self._delete(db, article_id, keep_article=False)
 
-    @staticmethod
-    def _delete(db: sqlite3.Connection, article_id: str, *, keep_article: bool) -> list[int]:
-        ids = [
-            row[0]
-            for row in db.execute("SELECT id FROM passages WHERE article_id = ?", (article_id,))
-        ]
-        db.executemany("DELETE FROM passages_fts WHERE rowid = ?", [(i,) for i in ids])
-        db.execute("DELETE FROM passages WHERE article_id = ?", (article_id,))
+    def _delete(self, db: Connection, article_id: str, *, keep_article: bool) -> list[int]:
+        ids = list(
+            db.execute(select(passages.c.id).where(passages.c.article_id == article_id)).scalars()
+        )
+        self.keywords.remove(db, ids)
+        if ids:
+            db.execute(delete(passages).where(passages.c.article_id == article_id))
         if not keep_article:
-            db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+            db.execute(delete(articles).where(articles.c.id == article_id))
         return ids
 
     def replace_vectors(self, rows: Iterator[tuple[int, np.ndarray, np.ndarray]]) -> None:
         """Overwrite passage and sentence vectors (after a re-embedding), one transaction."""
+        values = [
+            {
+                "passage_id": i,
+                "v": v.astype(np.float32).tobytes(),
+                "s": s.astype(np.float16).tobytes(),
+            }
+            for i, v, s in rows
+        ]
+        if not values:
+            return
         with self.transaction() as db:
-            db.executemany(
-                "UPDATE passages SET vector = ?, sentence_vectors = ? WHERE id = ?",
-                (
-                    (v.astype(np.float32).tobytes(), s.astype(np.float16).tobytes(), i)
-                    for i, v, s in rows
-                ),
+            db.execute(
+                update(passages)
+                .where(passages.c.id == bindparam("passage_id"))
+                .values(vector=bindparam("v"), sentence_vectors=bindparam("s")),
+                values,
             )
 
     # -- reading --------------------------------------------------------------------------
 
     def article(self, article_id: str) -> Article | None:
-        row = self.db.execute(
-            "SELECT id, title, text, url, outlet, author, published, source FROM articles "
-            "WHERE id = ?",
-            (article_id,),
-        ).fetchone()
+        with self.read() as db:
+            row = db.execute(
+                select(
+                    articles.c.id,
+                    articles.c.title,
+                    articles.c.text,
+                    articles.c.url,
+                    articles.c.outlet,
+                    articles.c.author,
+                    articles.c.published,
+                    articles.c.source,
+                ).where(articles.c.id == article_id)
+            ).first()
         if row is None:
             return None
         article_id, title, text, url, outlet, author, published, source = row
@@ -361,32 +354,31 @@ class Store:
 
         if "://" in id_or_url:
             id_or_url = article_id_for_url(id_or_url)
-        db = self.db
-        row = db.execute("SELECT id FROM articles WHERE id = ?", (id_or_url,)).fetchone()
-        if row is None and len(id_or_url) >= 8:
-            rows = db.execute(
-                "SELECT id FROM articles WHERE id LIKE ? LIMIT 2", (id_or_url + "%",)
-            ).fetchall()
-            row = rows[0] if len(rows) == 1 else None
-        return str(row[0]) if row else None
+        with self.read() as db:
+            found = db.execute(select(articles.c.id).where(articles.c.id == id_or_url)).scalar()
+            if found is None and len(id_or_url) >= 8:
+                prefixed = db.execute(
+                    select(articles.c.id)
+                    .where(articles.c.id.startswith(id_or_url, autoescape=True))
+                    .limit(2)
+                ).scalars()
+                matches = list(prefixed)
+                found = matches[0] if len(matches) == 1 else None
+        return str(found) if found else None
 
     def article_info(self, article_id: str) -> ArticleInfo | None:
-        infos = self._infos("WHERE a.id = ?", (article_id,))
+        infos = self._infos(_info_query().where(articles.c.id == article_id))
         return infos[0] if infos else None
 
     def latest(self, limit: int) -> list[ArticleInfo]:
+        day = func.coalesce(articles.c.published, func.substr(articles.c.ingested_at, 1, 10))
         return self._infos(
-            "ORDER BY COALESCE(a.published, substr(a.ingested_at, 1, 10)) DESC, "
-            "a.ingested_at DESC LIMIT ?",
-            (limit,),
+            _info_query().order_by(day.desc(), articles.c.ingested_at.desc()).limit(limit)
         )
 
-    def _infos(self, clause: str, args: tuple[object, ...]) -> list[ArticleInfo]:
-        rows = self.db.execute(
-            "SELECT a.id, a.title, a.url, a.outlet, a.author, a.published, a.ingested_at, "
-            "(SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) FROM articles a " + clause,
-            args,
-        ).fetchall()
+    def _infos(self, query: Any) -> list[ArticleInfo]:
+        with self.read() as db:
+            rows = db.execute(query).all()
         return [
             ArticleInfo(
                 id=r[0],
@@ -402,36 +394,50 @@ class Store:
         ]
 
     def sources(self) -> list[tuple[str, int]]:
-        return [
-            (outlet, count)
-            for outlet, count in self.db.execute(
-                "SELECT COALESCE(outlet, 'unknown outlet'), COUNT(*) AS n FROM articles "
-                "GROUP BY 1 ORDER BY n DESC, 1"
-            )
-        ]
+        outlet = func.coalesce(articles.c.outlet, "unknown outlet").label("outlet")
+        count = func.count().label("n")
+        with self.read() as db:
+            rows = db.execute(
+                select(outlet, count).group_by(outlet).order_by(count.desc(), outlet)
+            ).all()
+        return [(str(name), int(n)) for name, n in rows]
 
     def counts(self) -> Counts:
-        db = self.db
-        articles, outlets, last = db.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT outlet), MAX(updated_at) FROM articles"
-        ).fetchone()
-        passages, id_sum = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(id), 0) FROM passages"
-        ).fetchone()
+        with self.read() as db:
+            articles_, outlets, last = db.execute(
+                select(
+                    func.count(),
+                    func.count(articles.c.outlet.distinct()),
+                    func.max(articles.c.updated_at),
+                )
+            ).one()
+            passages_, id_sum = db.execute(
+                select(func.count(), func.coalesce(func.sum(passages.c.id), 0))
+            ).one()
         return Counts(
-            articles, outlets, passages, id_sum, datetime.fromisoformat(last) if last else None
+            int(articles_),
+            int(outlets),
+            int(passages_),
+            int(id_sum),
+            datetime.fromisoformat(last) if last else None,
         )
 
     def passage_ids(self) -> list[int]:
-        return [row[0] for row in self.db.execute("SELECT id FROM passages ORDER BY id")]
+        with self.read() as db:
+            return list(db.execute(select(passages.c.id).order_by(passages.c.id)).scalars())
 
     def iter_vectors(self, batch: int = 5000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) in batches, for rebuilding the FAISS index without re-embedding."""
         last = 0
+        query = (
+            select(passages.c.id, passages.c.vector)
+            .where(passages.c.id > bindparam("last"))
+            .order_by(passages.c.id)
+            .limit(bindparam("batch"))
+        )
         while True:
-            rows = self.db.execute(
-                "SELECT id, vector FROM passages WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
-            ).fetchall()
+            with self.read() as db:
+                rows = db.execute(query, {"last": last, "batch": batch}).all()
             if not rows:
                 return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -444,27 +450,56 @@ class Store:
     ) -> Iterator[list[tuple[int, str, str, list[tuple[int, int]]]]]:
         """(id, article title, passage text, sentence spans) in batches, for re-embedding."""
         last = 0
+        query = (
+            select(passages.c.id, articles.c.title, passages.c.text, passages.c.sentences)
+            .join(articles, articles.c.id == passages.c.article_id)
+            .where(passages.c.id > bindparam("last"))
+            .order_by(passages.c.id)
+            .limit(bindparam("batch"))
+        )
         while True:
-            rows = self.db.execute(
-                "SELECT p.id, a.title, p.text, p.sentences FROM passages p "
-                "JOIN articles a ON a.id = p.article_id WHERE p.id > ? ORDER BY p.id LIMIT ?",
-                (last, batch),
-            ).fetchall()
+            with self.read() as db:
+                rows = db.execute(query, {"last": last, "batch": batch}).all()
             if not rows:
                 return
             yield [(r[0], r[1], r[2], [tuple(s) for s in json.loads(r[3])]) for r in rows]
             last = rows[-1][0]
 
+    def iter_stored_articles(self, batch: int = 200) -> Iterator[list[StoredArticle]]:
+        """Every article with its passages' rows, ``batch`` articles at a time, by id."""
+        last = ""
+        columns = [c for c in passages.c if c.name not in ("id", "article_id")]
+        while True:
+            with self.read() as db:
+                rows = [
+                    dict(r)
+                    for r in db.execute(
+                        select(articles)
+                        .where(articles.c.id > last)
+                        .order_by(articles.c.id)
+                        .limit(batch)
+                    ).mappings()
+                ]
+                if not rows:
+                    return
+                owned: dict[str, list[dict[str, Any]]] = {r["id"]: [] for r in rows}
+                for passage in db.execute(
+                    select(passages.c.article_id, *columns)
+                    .where(passages.c.article_id.in_(list(owned)))
+                    .order_by(passages.c.id)
+                ).mappings():
+                    row = dict(passage)
+                    row["vector"] = bytes(row["vector"])
+                    row["sentence_vectors"] = bytes(row["sentence_vectors"])
+                    owned[row.pop("article_id")].append(row)
+            yield [StoredArticle(r, owned[r["id"]]) for r in rows]
+            last = rows[-1]["id"]
+
     def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
         if not ids:
             return {}
-        marks = ",".join("?" * len(ids))
-        rows = self.db.execute(
-            "SELECT p.id, p.article_id, a.title, a.outlet, a.author, a.published, a.url, "
-            "p.text, p.sentences, p.sentence_vectors FROM passages p "
-            f"JOIN articles a ON a.id = p.article_id WHERE p.id IN ({marks})",
-            list(ids),
-        ).fetchall()
+        with self.read() as db:
+            rows = db.execute(_PASSAGES, {"ids": list(ids)}).all()
         result = {}
         for r in rows:
             spans = [tuple(s) for s in json.loads(r[8])]
@@ -485,91 +520,86 @@ class Store:
 
     def article_passage_ids(self, article_id: str) -> list[int]:
         """An article's passage ids in reading order."""
-        return [
-            row[0]
-            for row in self.db.execute(
-                "SELECT id FROM passages WHERE article_id = ? ORDER BY position", (article_id,)
+        with self.read() as db:
+            return list(
+                db.execute(
+                    select(passages.c.id)
+                    .where(passages.c.article_id == article_id)
+                    .order_by(passages.c.position)
+                ).scalars()
             )
-        ]
 
     def keyword_search(
         self,
-        match: str,
+        words: Sequence[str],
         limit: int,
         filters: SearchFilters | None,
         weights: tuple[float, float],
     ) -> list[tuple[int, float]]:
-        """(passage id, BM25 score, higher is better) for an FTS5 MATCH expression."""
-        where, args = filter_clause(filters)
-        sql = (
-            f"SELECT f.rowid, -bm25(passages_fts, {weights[0]}, {weights[1]}) AS score "
-            "FROM passages_fts f"
-        )
-        if where:
-            sql += " JOIN passages p ON p.id = f.rowid JOIN articles a ON a.id = p.article_id"
-        sql += " WHERE passages_fts MATCH ?" + (f" AND {where}" if where else "")
-        sql += " ORDER BY score DESC LIMIT ?"
-        rows = self.db.execute(sql, [match, *args, limit]).fetchall()
-        return [(int(r[0]), float(r[1])) for r in rows]
+        """(passage id, keyword score: higher is better) of passages holding any of the
+        words, headline and body weighted as given."""
+        if not words:
+            return []
+        with self.read() as db:
+            return self.keywords.search(db, words, limit, filters, weights)
 
     def words_found(self, words: Sequence[str], passage_id: int) -> int:
         """How many of the words (stemmed as the keyword index stems) the passage contains."""
-        return sum(
-            1
-            for word in words
-            if self.db.execute(
-                "SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? AND rowid = ?",
-                (match_word(word), passage_id),
-            ).fetchone()
-        )
+        with self.read() as db:
+            return self.keywords.words_found(db, words, passage_id)
 
     def vocabulary(self) -> list[tuple[str, int]]:
-        """Every word of the keyword index (Porter-stemmed, as FTS5 keeps it) with the number
-        of passages holding it. The view is per connection, in the temp schema."""
-        self.db.execute(
-            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.passages_vocab "
-            "USING fts5vocab(main, passages_fts, row)"
-        )
-        rows = self.db.execute("SELECT term, doc FROM passages_vocab")
-        return [(str(term), int(count)) for term, count in rows]
+        """Every word of the keyword index (stemmed as the index keeps it: Porter on SQLite,
+        the english snowball stemmer on PostgreSQL) with the number of passages holding it."""
+        with self.read() as db:
+            return self.keywords.vocabulary(db)
 
     def allowed_ids(self, filters: SearchFilters) -> np.ndarray:
-        where, args = filter_clause(filters)
-        rows = self.db.execute(
-            "SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id WHERE " + where,
-            args,
-        ).fetchall()
+        from index.keywords import filter_clause
+
+        where, args = filter_clause(filters, self.dialect)
+        with self.read() as db:
+            rows = db.exec_driver_sql(
+                "SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id WHERE " + where,
+                tuple(args),
+            ).all()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
 
-def match_word(word: str) -> str:
-    """One word as an FTS5 string (quoted, so no word acts as an operator)."""
-    return '"' + word.replace('"', '""') + '"'
+_PASSAGES = (
+    select(
+        passages.c.id,
+        passages.c.article_id,
+        articles.c.title,
+        articles.c.outlet,
+        articles.c.author,
+        articles.c.published,
+        articles.c.url,
+        passages.c.text,
+        passages.c.sentences,
+        passages.c.sentence_vectors,
+    )
+    .join(articles, articles.c.id == passages.c.article_id)
+    .where(passages.c.id.in_(bindparam("ids", expanding=True)))
+)
 
 
-def match_expression(words: Sequence[str]) -> str:
-    """An FTS5 MATCH expression for passages containing any of the words."""
-    return " OR ".join(match_word(word) for word in words)
+def _info_query() -> Any:
+    count = select(func.count()).where(passages.c.article_id == articles.c.id).scalar_subquery()
+    return select(
+        articles.c.id,
+        articles.c.title,
+        articles.c.url,
+        articles.c.outlet,
+        articles.c.author,
+        articles.c.published,
+        articles.c.ingested_at,
+        count,
+    )
 
 
-def filter_clause(filters: SearchFilters | None) -> tuple[str, list[object]]:
-    """SQL conditions on the ``articles a`` table for outlet and date filters."""
-    if filters is None:
-        return "", []
-    conditions: list[str] = []
-    args: list[object] = []
-    if filters.outlets:
-        conditions.append(
-            "a.outlet COLLATE NOCASE IN (" + ",".join("?" * len(filters.outlets)) + ")"
-        )
-        args += list(filters.outlets)
-    if filters.since:
-        conditions.append("a.published >= ?")
-        args.append(filters.since.isoformat())
-    if filters.until:
-        conditions.append("a.published <= ?")
-        args.append(filters.until.isoformat())
-    return " AND ".join(conditions), args
+def _damage_code(error: DBAPIError) -> int | None:
+    return getattr(unwrap(error), "sqlite_errorcode", None)
 
 
 def _date(value: str | None) -> date | None:

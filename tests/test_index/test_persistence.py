@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 from pathlib import Path
@@ -11,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from index import IndexCore, IndexSettings
-from index import store as store_module
+from index import database as database_module
 from index import vectors as vectors_module
 from index.errors import StorageError
+from index.schema import SCHEMA_VERSION
 from tests.factories import SAMPLE, article
 from tests.fakes import HashEmbedder
 
@@ -144,30 +146,41 @@ def test_changed_model_re_embeds_every_passage(
 
 
 def test_schema_upgrade_migrates_in_place_keeping_data(
-    core: IndexCore, settings: IndexSettings, monkeypatch: pytest.MonkeyPatch
+    core: IndexCore, settings: IndexSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     core.ingest([str(SAMPLE)])
     core.close()
-
-    def add_column(db: sqlite3.Connection) -> None:
-        db.execute("ALTER TABLE articles ADD COLUMN language TEXT")
-
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, add_column])
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    migrations = tmp_path / "migrations"  # today's revisions and one more
+    shutil.copytree(database_module.MIGRATIONS, migrations)
+    (migrations / "versions" / "9000_language.py").write_text(
+        f'revision = "9000"\ndown_revision = "{SCHEMA_VERSION}"\n'
+        "from alembic import op\nimport sqlalchemy as sa\n\n"
+        "def upgrade():\n    op.add_column('articles', sa.Column('language', sa.Text))\n"
+    )
+    monkeypatch.setattr(database_module, "MIGRATIONS", migrations)
     again = _reopen(settings)
-    assert again.store.get_meta("schema_version") == "2"
+    assert again.store.database.revision() == "9000"
     assert again.stats().articles == 1
-    columns = [r[1] for r in again.store.db.execute("PRAGMA table_info(articles)")]
-    assert "language" in columns
+    assert "language" in [c[1] for c in _sqlite_rows(settings, "PRAGMA table_info(articles)")]
 
 
 def test_database_from_a_newer_program_is_refused_clearly(
     core: IndexCore, settings: IndexSettings
 ) -> None:
-    core.store.set_meta("schema_version", "99")
     core.close()
+    with sqlite3.connect(settings.data_dir / "articles.sqlite3") as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+    db.close()
     with pytest.raises(StorageError, match="upgrade the program"):
         _reopen(settings)
+
+
+def _sqlite_rows(settings: IndexSettings, sql: str) -> list[tuple[object, ...]]:
+    db = sqlite3.connect(settings.data_dir / "articles.sqlite3")
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
 
 
 def test_reindex_swaps_in_a_new_index_while_searches_go_on(core: IndexCore) -> None:

@@ -1,0 +1,194 @@
+"""The keyword index, one per backend behind one small interface.
+
+- SQLite: an FTS5 table (``passages_fts``: headline and body columns, Porter stemming),
+  ranked by FTS5's BM25 with the headline weighted as the recipe says.
+- PostgreSQL: ``passage_words``, one ``tsvector`` per passage (english configuration; the
+  headline's words weighted A, the body's B) with a GIN index, ranked by ``ts_rank`` with
+  the same headline and body weights, normalised by the passage's length.
+
+Both take the question's words (already lower-cased, stop words gone) and match passages
+holding any of them. Each backend runs its SQL with its driver's own parameter style.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from sqlalchemy import Connection
+
+from index.models import SearchFilters
+
+__all__ = ["Fts5Keywords", "KeywordIndex", "TsvectorKeywords", "keyword_index"]
+
+
+class KeywordIndex(Protocol):
+    def add(self, db: Connection, rows: Sequence[tuple[int, str, str]]) -> None:
+        """Index passages given as (passage id, headline, body)."""
+
+    def remove(self, db: Connection, ids: Sequence[int]) -> None:
+        """Forget passages (before their rows are deleted)."""
+
+    def search(
+        self,
+        db: Connection,
+        words: Sequence[str],
+        limit: int,
+        filters: SearchFilters | None,
+        weights: tuple[float, float],
+    ) -> list[tuple[int, float]]:
+        """(passage id, score: higher is better) of the best passages holding any word."""
+
+    def words_found(self, db: Connection, words: Sequence[str], passage_id: int) -> int:
+        """How many of the words (stemmed as the index stems them) the passage holds."""
+
+    def vocabulary(self, db: Connection) -> list[tuple[str, int]]:
+        """Every stemmed word of the index with the number of passages holding it."""
+
+
+def keyword_index(dialect: str) -> KeywordIndex:
+    return Fts5Keywords() if dialect == "sqlite" else TsvectorKeywords()
+
+
+class Fts5Keywords:
+    """SQLite FTS5, BM25 ranking."""
+
+    def add(self, db: Connection, rows: Sequence[tuple[int, str, str]]) -> None:
+        db.exec_driver_sql("INSERT INTO passages_fts (rowid, title, body) VALUES (?, ?, ?)", rows)
+
+    def remove(self, db: Connection, ids: Sequence[int]) -> None:
+        if ids:
+            db.exec_driver_sql("DELETE FROM passages_fts WHERE rowid = ?", [(i,) for i in ids])
+
+    def search(
+        self,
+        db: Connection,
+        words: Sequence[str],
+        limit: int,
+        filters: SearchFilters | None,
+        weights: tuple[float, float],
+    ) -> list[tuple[int, float]]:
+        where, args = filter_clause(filters, "sqlite")
+        sql = (
+            f"SELECT f.rowid, -bm25(passages_fts, {float(weights[0])}, {float(weights[1])}) "
+            "AS score FROM passages_fts f"
+        )
+        if where:
+            sql += " JOIN passages p ON p.id = f.rowid JOIN articles a ON a.id = p.article_id"
+        sql += " WHERE passages_fts MATCH ?" + (f" AND {where}" if where else "")
+        sql += " ORDER BY score DESC LIMIT ?"
+        rows = db.exec_driver_sql(sql, (match_expression(words), *args, limit)).all()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def words_found(self, db: Connection, words: Sequence[str], passage_id: int) -> int:
+        return sum(
+            1
+            for word in words
+            if db.exec_driver_sql(
+                "SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? AND rowid = ?",
+                (match_word(word), passage_id),
+            ).first()
+        )
+
+    def vocabulary(self, db: Connection) -> list[tuple[str, int]]:
+        # The view is per connection, in the temp schema.
+        db.exec_driver_sql(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.passages_vocab "
+            "USING fts5vocab(main, passages_fts, row)"
+        )
+        rows = db.exec_driver_sql("SELECT term, doc FROM passages_vocab")
+        return [(str(term), int(count)) for term, count in rows]
+
+
+class TsvectorKeywords:
+    """PostgreSQL ``tsvector`` + GIN, ``ts_rank`` with headline (A) and body (B) weights."""
+
+    NORMALISATION = 1  # divide by 1 + log(passage length), as BM25 discounts long passages
+
+    def add(self, db: Connection, rows: Sequence[tuple[int, str, str]]) -> None:
+        db.exec_driver_sql(
+            "INSERT INTO passage_words (passage_id, document) VALUES (%s, "
+            "setweight(to_tsvector('english', %s), 'A') || "
+            "setweight(to_tsvector('english', %s), 'B'))",
+            list(rows),
+        )
+
+    def remove(self, db: Connection, ids: Sequence[int]) -> None:
+        """Nothing to do: the rows go with their passages (ON DELETE CASCADE)."""
+
+    def search(
+        self,
+        db: Connection,
+        words: Sequence[str],
+        limit: int,
+        filters: SearchFilters | None,
+        weights: tuple[float, float],
+    ) -> list[tuple[int, float]]:
+        where, args = filter_clause(filters, "postgresql")
+        # ts_rank's weights are {D, C, B, A}
+        sql = (
+            "SELECT w.passage_id, ts_rank(%s::float4[], w.document, q.q, %s) AS score "
+            f"FROM (SELECT {_any_word(words)} AS q) q, passage_words w"
+        )
+        if where:
+            sql += " JOIN passages p ON p.id = w.passage_id JOIN articles a ON a.id = p.article_id"
+        sql += " WHERE w.document @@ q.q" + (f" AND {where}" if where else "")
+        sql += " ORDER BY score DESC LIMIT %s"
+        ranking = [0.0, 0.0, float(weights[1]), float(weights[0])]
+        rows = db.exec_driver_sql(sql, (ranking, self.NORMALISATION, *words, *args, limit)).all()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def words_found(self, db: Connection, words: Sequence[str], passage_id: int) -> int:
+        if not words:
+            return 0
+        found = " + ".join("(document @@ plainto_tsquery('english', %s))::int" for _ in words)
+        row = db.exec_driver_sql(
+            f"SELECT {found} FROM passage_words WHERE passage_id = %s", (*words, passage_id)
+        ).first()
+        return int(row[0]) if row else 0
+
+    def vocabulary(self, db: Connection) -> list[tuple[str, int]]:
+        rows = db.exec_driver_sql(
+            "SELECT word, ndoc FROM ts_stat('SELECT document FROM passage_words')"
+        )
+        return [(str(term), int(count)) for term, count in rows]
+
+
+def _any_word(words: Sequence[str]) -> str:
+    """A tsquery expression matching any of the words (one parameter per word)."""
+    return " || ".join("plainto_tsquery('english', %s)" for _ in words) or "''::tsquery"
+
+
+def match_word(word: str) -> str:
+    """One word as an FTS5 string (quoted, so no word acts as an operator)."""
+    return '"' + word.replace('"', '""') + '"'
+
+
+def match_expression(words: Sequence[str]) -> str:
+    """An FTS5 MATCH expression for passages containing any of the words."""
+    return " OR ".join(match_word(word) for word in words)
+
+
+def filter_clause(filters: SearchFilters | None, dialect: str) -> tuple[str, list[object]]:
+    """SQL conditions on the ``articles a`` table for outlet and date filters, in the
+    driver's parameter style (``?`` for SQLite, ``%s`` for psycopg)."""
+    if filters is None:
+        return "", []
+    mark = "?" if dialect == "sqlite" else "%s"
+    conditions: list[str] = []
+    args: list[object] = []
+    if filters.outlets:
+        marks = ",".join(mark for _ in filters.outlets)
+        if dialect == "sqlite":
+            conditions.append(f"a.outlet COLLATE NOCASE IN ({marks})")
+            args += list(filters.outlets)
+        else:
+            conditions.append(f"lower(a.outlet) IN ({marks})")
+            args += [outlet.lower() for outlet in filters.outlets]
+    if filters.since:
+        conditions.append(f"a.published >= {mark}")
+        args.append(filters.since.isoformat())
+    if filters.until:
+        conditions.append(f"a.published <= {mark}")
+        args.append(filters.until.isoformat())
+    return " AND ".join(conditions), args
