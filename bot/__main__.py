@@ -18,6 +18,7 @@ COMMANDS = {
     "chat": "chat with the bot in this terminal: no token, no network",
     "healthcheck": "exit 0 if the settings are valid and the running bot's heartbeat is fresh",
     "bench": "load benchmark: many users ask at once (`python -m bot bench --help`)",
+    "migrate": "copy DATA_DIR's SQLite data into PostgreSQL: migrate --to postgresql://…",
 }
 
 
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         from bot.bench import main as bench
 
         return bench(argv[1:])
+    if argv[:1] == ["migrate"]:  # its own options (--to)
+        from bot.migrate import main as migrate
+
+        return migrate(argv[1:])
     args = parser()
     args.add_argument("command", nargs="?", default="run", choices=list(COMMANDS))
     command = args.parse_args(argv).command

@@ -130,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             as_json=args.json,
             million=not args.quick,
         )
+    from sqlalchemy.exc import SQLAlchemyError
+
     from index.core import IndexCore
 
     try:
@@ -140,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _COMMANDS[args.command](core, args)
         finally:
             core.close()
-    except (ArticleIndexError, sqlite3.Error, OSError) as error:
+    except (ArticleIndexError, sqlite3.Error, OSError, SQLAlchemyError) as error:
         print(f"error: {_one_line(error, settings)}", file=sys.stderr)
         return 1
 
@@ -148,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _one_line(error: Exception, settings: IndexSettings) -> str:
     """What went wrong with the index's storage, and what to do, in one line."""
     from index.core import database_path
+    from index.database import unwrap
 
+    error = unwrap(error)  # type: ignore[assignment]
     if isinstance(error, sqlite3.DatabaseError) and error.sqlite_errorcode in (
         sqlite3.SQLITE_CORRUPT,
         sqlite3.SQLITE_NOTADB,

@@ -125,7 +125,7 @@ class TsvectorKeywords:
         weights: tuple[float, float],
     ) -> list[tuple[int, float]]:
         where, args = filter_clause(filters, "postgresql")
-        # ts_rank's weights are {D, C, B, A}
+        # ts_rank's weights are {D, C, B, A}; only A (headline) and B (body) are used
         sql = (
             "SELECT w.passage_id, ts_rank(%s::float4[], w.document, q.q, %s) AS score "
             f"FROM (SELECT {_any_word(words)} AS q) q, passage_words w"
@@ -134,7 +134,8 @@ class TsvectorKeywords:
             sql += " JOIN passages p ON p.id = w.passage_id JOIN articles a ON a.id = p.article_id"
         sql += " WHERE w.document @@ q.q" + (f" AND {where}" if where else "")
         sql += " ORDER BY score DESC LIMIT %s"
-        ranking = [0.0, 0.0, float(weights[1]), float(weights[0])]
+        top = max(weights) or 1.0  # ts_rank takes weights in 0..1; only their ratio counts
+        ranking = [0.0, 0.0, weights[1] / top, weights[0] / top]
         rows = db.exec_driver_sql(sql, (ranking, self.NORMALISATION, *words, *args, limit)).all()
         return [(int(r[0]), float(r[1])) for r in rows]
 

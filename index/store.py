@@ -69,7 +69,7 @@ class Counts:
 @dataclass(frozen=True, slots=True)
 class StoredArticle:
     """An article's row and its passages' rows (vectors as stored bytes), as copied
-    between stores without re-embedding. Passage rows carry no id: the target gives one."""
+    between stores without re-embedding. A passage row without an id gets a new one."""
 
     row: dict[str, Any]
     passages: list[dict[str, Any]]
@@ -465,10 +465,13 @@ class Store:
             yield [(r[0], r[1], r[2], [tuple(s) for s in json.loads(r[3])]) for r in rows]
             last = rows[-1][0]
 
-    def iter_stored_articles(self, batch: int = 200) -> Iterator[list[StoredArticle]]:
-        """Every article with its passages' rows, ``batch`` articles at a time, by id."""
+    def iter_stored_articles(
+        self, batch: int = 200, *, with_ids: bool = False
+    ) -> Iterator[list[StoredArticle]]:
+        """Every article with its passages' rows, ``batch`` articles at a time, by id
+        (``with_ids``: the passage rows keep their ids)."""
         last = ""
-        columns = [c for c in passages.c if c.name not in ("id", "article_id")]
+        columns = [c for c in passages.c if c.name != "article_id" and (with_ids or c.name != "id")]
         while True:
             with self.read() as db:
                 rows = [
