@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 import time
+from urllib.parse import urlsplit
 
 from bot.heartbeat import HEARTBEAT_FILE, HEARTBEAT_INTERVAL
 from bot.log import setup_logging
@@ -57,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     if command == "healthcheck":
         return healthcheck(settings)
     secrets = [settings.bot_token, settings.webhook_secret]
-    setup_logging(
-        "WARNING" if command == "chat" else settings.log_level,
-        [secret.get_secret_value() for secret in secrets if secret],
-    )
+    hidden = [secret.get_secret_value() for secret in secrets if secret]
+    if settings.database_url:  # its password, should a driver's message quote it
+        hidden.append(urlsplit(settings.database_url.get_secret_value()).password or "")
+    setup_logging("WARNING" if command == "chat" else settings.log_level, [h for h in hidden if h])
     # Imported here: aiogram, aiohttp and the index take seconds to load, which --help and
     # healthcheck should not wait for.
     from aiohttp import web
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from bot.app import StartupError, run_polling, webhook_app
     from bot.chat import run_chat
     from bot.shutdown import exit_without_stuck_workers, run
+    from bot.storage import StorageError
 
     try:
         if command == "chat":
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             run(run_polling(settings))
-    except StartupError as error:
+    except (StartupError, StorageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -34,13 +34,14 @@ from aiogram.webhook.aiohttp_server import setup_application
 from aiohttp import web
 
 from bot.alerts.service import AlertsService
-from bot.alerts.service import create_routers as create_alert_routers
 from bot.handlers import admin, ask, buttons, errors, inline, results, start
+from bot.handlers.alerts import create_routers as create_alert_routers
 from bot.heartbeat import HEARTBEAT_FILE, HEARTBEAT_INTERVAL
 from bot.rate_limit import RateLimitMiddleware
 from bot.sending import KeepResponseTypes, RetryAfterMiddleware
 from bot.services import Services
 from bot.settings import BotSettings
+from bot.storage import StorageError
 from bot.shutdown import bounded, worker_pool
 from bot.webhook import UpdateRequestHandler
 from index import ArticleIndex, ArticleIndexError, Embedder, ModelError
@@ -94,7 +95,13 @@ async def open_services(settings: BotSettings, embedder: Embedder | None = None)
     index = await open_index(settings, embedder)
     try:
         await seed_if_empty(index, settings.samples_dir)
-        return build_services(settings, index)
+        services = build_services(settings, index)
+        if services.alerts is not None:
+            await services.alerts.store.open()  # connects and migrates: fails here, not later
+        return services
+    except StorageError as error:
+        await index.close()
+        raise StartupError(str(error)) from None
     except ArticleIndexError as error:
         await index.close()
         raise StartupError(_one_line(str(error))) from None

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index import formats
+from index import formats, parsing_pool
 from index.chunking import chunk_article
 from index.database import SQLITE_FILE, database_url
 from index.embedding import (
@@ -109,6 +109,7 @@ class IndexCore:
         and the model; otherwise rebuild it (re-embedding only if the model changed).
         A damaged database raises ``DamagedDatabaseError`` and is left as it is."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        parsing_pool.configure(timeout=settings.parse_timeout)
         store = open_store(settings)
         try:
             embedder = embedder or create_embedder(settings)
@@ -465,6 +466,7 @@ class IndexCore:
         if self._dirty:
             self.save()
         self.store.close()
+        parsing_pool.shutdown()  # its child processes, started when a page was parsed
 
 
 def index_path(settings: IndexSettings) -> Path:

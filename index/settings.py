@@ -62,6 +62,12 @@ class IndexSettings(BaseSettings):
         description="Deadline for fetching a URL, in seconds: connecting, redirects and the "
         "whole body.",
     )
+    parse_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Longest time an HTML page or a feed may take to parse, in seconds "
+        "(pages of 16 KB or more and feeds are parsed in child processes).",
+    )
     fetch_allow_private: bool = Field(
         False,
         description="Allow fetching from loopback and private-network addresses (intranet, "

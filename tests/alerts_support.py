@@ -22,8 +22,9 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiohttp import web
 
-from bot.alerts.service import AlertsService, create_routers
+from bot.alerts.service import AlertsService
 from bot.alerts.settings import AlertSettings
+from bot.handlers.alerts import create_routers
 from index import ArticleIndex, IndexCore, IndexSettings
 from tests.fake_telegram import FakeBotAPI
 from tests.fakes import HashEmbedder

@@ -1,7 +1,9 @@
 """Command line of the alerts feature.
 
-python -m bot.alerts send [--until-empty]   drain the outbox (BOT_TOKEN, BOT_API_URL)
-python -m bot.alerts bench                  sender throughput and outbox overhead
+python -m bot.alerts send [--until-empty]   drain the outbox (BOT_TOKEN, BOT_API_URL,
+                                            DATABASE_URL or DATA_DIR)
+python -m bot.alerts bench [--database-url URL]  sender throughput and outbox overhead
+                                            (SQLite in a temporary folder, or PostgreSQL)
 python -m bot.alerts calibrate --squad FILE  precision and recall of the topic threshold
 """
 
@@ -20,7 +22,8 @@ from aiogram.client.telegram import TelegramAPIServer
 
 from bot.alerts.sender import OutboxSender
 from bot.alerts.settings import AlertSettings
-from bot.storage import Storage
+from bot.storage import BotStore, StorageError
+from bot.storage.database import sqlite_url
 
 
 async def send(args: argparse.Namespace) -> int:
@@ -29,12 +32,17 @@ async def send(args: argparse.Namespace) -> int:
     if not token:
         print("BOT_TOKEN is not set: export the bot's token first.", file=sys.stderr)
         return 2
+    try:
+        store = _store(settings, args.db)
+        await store.open()
+    except StorageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     api = os.environ.get("BOT_API_URL")
     session = AiohttpSession(api=TelegramAPIServer.from_base(api)) if api else AiohttpSession()
     bot = Bot(token, session=session)
-    storage = Storage(Path(args.db) if args.db else settings.data_dir / "bot.sqlite3")
     sender = OutboxSender(
-        storage,
+        store,
         bot,
         rate=settings.alert_rate,
         chat_interval=settings.alert_chat_interval,
@@ -45,12 +53,19 @@ async def send(args: argparse.Namespace) -> int:
         await sender.run(until_empty=args.until_empty)
     finally:
         await bot.session.close()
-        storage.close()
+        await store.close()
     print(
         f"sent {sender.stats.sent}, failed {sender.stats.failed}, "
         f"deactivated {sender.stats.deactivated}"
     )
     return 0
+
+
+def _store(settings: AlertSettings, db: str | None) -> BotStore:
+    """``--db FILE`` (a bot.sqlite3), else DATABASE_URL, else DATA_DIR/bot.sqlite3."""
+    if db:
+        return BotStore.from_url(sqlite_url(Path(db)))
+    return BotStore.from_settings(settings.data_dir, settings.database_url)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,11 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     sender = commands.add_parser("send", help="send what the outbox holds")
-    sender.add_argument("--db", help="bot.sqlite3 (default: DATA_DIR/bot.sqlite3)")
+    sender.add_argument(
+        "--db", help="a bot.sqlite3 file (default: DATABASE_URL, else DATA_DIR/bot.sqlite3)"
+    )
     sender.add_argument("--until-empty", action="store_true", help="exit when nothing is due")
     bench = commands.add_parser("bench", help="one article to many subscribers, timed")
     bench.add_argument("--subscribers", type=int, default=10_000)
     bench.add_argument("--concurrency", type=int, default=4)
+    bench.add_argument(
+        "--database-url",
+        help="also measure the outbox on this PostgreSQL database (in a temporary schema)",
+    )
     calibrate = commands.add_parser("calibrate", help="precision/recall of topic thresholds")
     calibrate.add_argument("--squad", required=True, help="a SQuAD-format JSON file")
     args = parser.parse_args(argv)
@@ -80,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_calibration(args.squad, SentenceTransformerEmbedder(model))
     from bot.alerts.bench import run
 
-    return asyncio.run(run(args.subscribers, args.concurrency))
+    return asyncio.run(run(args.subscribers, args.concurrency, args.database_url))
 
 
 if __name__ == "__main__":

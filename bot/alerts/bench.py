@@ -1,8 +1,10 @@
 """Benchmark: one new article to N subscribers through a local fake Bot API, rate limit
-lifted. Measures what the sender sustains with the outbox (claim + mark in SQLite around
-every request) against the same requests sent directly, with the same concurrency.
+lifted. Measures what the sender sustains with the outbox (claim + mark in the database
+around every request) against the same requests sent directly, with the same concurrency:
+on SQLite (a temporary folder) and, with ``--database-url``, on PostgreSQL too (in a
+temporary schema of that database, dropped afterwards).
 
-    python -m bot.alerts bench [--subscribers 10000] [--concurrency 4]
+    python -m bot.alerts bench [--subscribers 10000] [--concurrency 4] [--database-url URL]
 
 Run from the project root: it uses the test suite's fake Bot API (tests/fake_telegram.py),
 which validates every call against the Bot API spec, as the server.
@@ -13,21 +15,25 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+import uuid
 from datetime import date
 from pathlib import Path
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from sqlalchemy import insert, text
 
 from bot.alerts.rendering import alert_payload, render
 from bot.alerts.sender import NO_PREVIEW, OutboxSender
-from bot.storage import Delivery, Storage
+from bot.storage import BotStore, Database, Delivery
+from bot.storage.database import database_url, sqlite_url
+from bot.storage.schema import chats
 
 FIRST_CHAT = 5_000_000
 
 
-async def run(subscribers: int, concurrency: int = 4) -> int:
+async def run(subscribers: int, concurrency: int = 4, postgres_url: str | None = None) -> int:
     from tests.fake_telegram import FakeBotAPI, FakeChat, FakeUser
 
     payload = alert_payload(
@@ -42,6 +48,7 @@ async def run(subscribers: int, concurrency: int = 4) -> int:
         sub_id=1,
     )
     chat_ids = list(range(FIRST_CHAT, FIRST_CHAT + subscribers))
+    results: list[tuple[str, float, float, OutboxSender]] = []
     async with FakeBotAPI() as api:
         for chat_id in chat_ids:
             api.add_chat(FakeChat.private(FakeUser(id=chat_id, first_name="S")))
@@ -49,11 +56,20 @@ async def run(subscribers: int, concurrency: int = 4) -> int:
         try:
             direct = await _direct(bot, chat_ids, payload, concurrency)
             with tempfile.TemporaryDirectory() as folder:
-                storage = Storage(Path(folder) / "bot.sqlite3")
-                enqueue, outbox, sender = await _outbox(
-                    bot, storage, chat_ids, payload, concurrency
+                store = BotStore.from_url(sqlite_url(Path(folder) / "bot.sqlite3"))
+                try:
+                    results.append(
+                        ("SQLite", *await _outbox(bot, store, chat_ids, payload, concurrency))
+                    )
+                finally:
+                    await store.close()
+            if postgres_url:
+                results.append(
+                    (
+                        "PostgreSQL",
+                        *await _postgres(bot, postgres_url, chat_ids, payload, concurrency),
+                    )
                 )
-                storage.close()
         finally:
             await bot.session.close()
     n = len(chat_ids)
@@ -61,19 +77,42 @@ async def run(subscribers: int, concurrency: int = 4) -> int:
         f"subscribers: {n:,}; concurrency {concurrency}; rate limit lifted; "
         "fake Bot API on 127.0.0.1 (spec-validated)"
     )
-    print(f"direct sends (no outbox):   {direct:6.2f} s  {n / direct:7.0f} msg/s")
-    print(f"outbox enqueue (1 txn):     {enqueue:6.2f} s  {n / enqueue:7.0f} rows/s")
-    print(
-        f"outbox sender:              {outbox:6.2f} s  {n / outbox:7.0f} msg/s sustained "
-        f"(sent {sender.stats.sent:,}, failed {sender.stats.failed})"
-    )
-    overhead = (outbox - direct) / n * 1000
-    print(
-        f"outbox overhead:            {overhead:+.3f} ms/message "
-        f"({(outbox / direct - 1) * 100:+.0f}% time; +{enqueue / n * 1000:.3f} ms/message "
-        "to enqueue)"
-    )
-    return 0 if sender.stats.sent == n else 1
+    print(f"direct sends (no outbox):         {direct:6.2f} s  {n / direct:7.0f} msg/s")
+    ok = True
+    for backend, enqueue, outbox, sender in results:
+        overhead = (outbox - direct) / n * 1000
+        print(
+            f"{backend + ' outbox enqueue (1 txn):':<34}{enqueue:6.2f} s  {n / enqueue:7.0f} rows/s"
+        )
+        print(
+            f"{backend + ' outbox sender:':<34}{outbox:6.2f} s  {n / outbox:7.0f} msg/s sustained "
+            f"(sent {sender.stats.sent:,}, failed {sender.stats.failed})"
+        )
+        print(
+            f"{backend + ' outbox overhead:':<34}{overhead:+.3f} ms/message "
+            f"({(outbox / direct - 1) * 100:+.0f}% time; +{enqueue / n * 1000:.3f} ms/message "
+            "to enqueue)"
+        )
+        ok = ok and sender.stats.sent == n
+    return 0 if ok else 1
+
+
+async def _postgres(
+    bot: Bot,
+    url: str,
+    chat_ids: list[int],
+    payload: dict,
+    concurrency: int,  # type: ignore[type-arg]
+) -> tuple[float, float, OutboxSender]:
+    """The outbox part in a schema of its own, dropped afterwards."""
+    schema = f"newsbot_bench_{uuid.uuid4().hex[:8]}"
+    store = BotStore(Database(database_url(Path(), url), schema=schema))
+    try:
+        return await _outbox(bot, store, chat_ids, payload, concurrency)
+    finally:
+        async with store.database.write() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await store.close()
 
 
 async def _direct(bot: Bot, chat_ids: list[int], payload: dict, concurrency: int) -> float:  # type: ignore[type-arg]
@@ -93,20 +132,22 @@ async def _direct(bot: Bot, chat_ids: list[int], payload: dict, concurrency: int
 
 async def _outbox(
     bot: Bot,
-    storage: Storage,
+    store: BotStore,
     chat_ids: list[int],
-    payload: dict,
-    concurrency: int,  # type: ignore[type-arg]
+    payload: dict,  # type: ignore[type-arg]
+    concurrency: int,
 ) -> tuple[float, float, OutboxSender]:
-    with storage.transaction() as db:
-        db.executemany(
-            "INSERT INTO chats (chat_id, created_at, updated_at) VALUES (?, 0, 0)",
-            [(chat_id,) for chat_id in chat_ids],
+    async with store.database.write() as conn:
+        await conn.execute(
+            insert(chats),
+            [{"chat_id": chat_id, "created_at": 0, "updated_at": 0} for chat_id in chat_ids],
         )
     started = time.perf_counter()
-    storage.enqueue([Delivery(c, 0, payload["article_id"], 1, payload) for c in chat_ids])
+    await store.outbox.enqueue(
+        [Delivery(c, 0, payload["article_id"], 1, payload) for c in chat_ids]
+    )
     enqueue = time.perf_counter() - started
-    sender = OutboxSender(storage, bot, rate=0, chat_interval=0, concurrency=concurrency)
+    sender = OutboxSender(store, bot, rate=0, chat_interval=0, concurrency=concurrency)
     started = time.perf_counter()
     await sender.run(until_empty=True)
     return enqueue, time.perf_counter() - started, sender

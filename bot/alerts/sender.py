@@ -30,7 +30,7 @@ from aiogram.exceptions import (
 from aiogram.types import LinkPreviewOptions
 
 from bot.alerts.rendering import render
-from bot.storage import OutboxRow, Storage
+from bot.storage import BotStore, OutboxRow
 
 __all__ = ["OutboxSender", "Pace", "SenderStats"]
 
@@ -86,7 +86,7 @@ class OutboxSender:
 
     def __init__(
         self,
-        storage: Storage,
+        store: BotStore,
         bot: Bot,
         *,
         rate: float = 25.0,
@@ -95,7 +95,8 @@ class OutboxSender:
         max_attempts: int = 6,
         backoff: float = 1.0,
     ) -> None:
-        self.storage = storage
+        self.outbox = store.outbox
+        self.chats = store.chats
         self.bot = bot
         self.chat_interval = chat_interval
         self.max_attempts = max_attempts
@@ -125,13 +126,12 @@ class OutboxSender:
 
     async def run(self, *, until_empty: bool = False) -> None:
         """Send until stopped (or, with ``until_empty``, until nothing is pending)."""
-        recovered = await asyncio.to_thread(self.storage.recover)
+        recovered = await self.outbox.recover()
         if recovered:
             log.warning("Re-queued %s alerts that were being sent when the bot stopped", recovered)
         while not self._stopping:
             self._wake.clear()
-            now = self.storage.clock()
-            rows = await asyncio.to_thread(self.storage.due, now, 4 * self._concurrency + 64)
+            rows = await self.outbox.due(self.outbox.now(), 4 * self._concurrency + 64)
             started = 0
             for row in rows:
                 if self._stopping:
@@ -150,7 +150,7 @@ class OutboxSender:
             if started:
                 continue
             if until_empty and not self._tasks:
-                next_due = await asyncio.to_thread(self.storage.next_due_time)
+                next_due = await self.outbox.next_due_time()
                 if next_due is None:
                     return
             await self._sleep(await self._idle_seconds())
@@ -158,10 +158,10 @@ class OutboxSender:
             await asyncio.wait(self._tasks)
 
     async def _idle_seconds(self) -> float:
-        next_due = await asyncio.to_thread(self.storage.next_due_time)
+        next_due = await self.outbox.next_due_time()
         wait = 1.0
         if next_due is not None:
-            wait = min(wait, max(next_due - self.storage.clock(), 0.0))
+            wait = min(wait, max(next_due - self.outbox.now(), 0.0))
         waiting_chats = [t - time.monotonic() for t in self._chat_ready.values()]
         if waiting_chats:
             wait = min(wait, max(min(waiting_chats), 0.0))
@@ -173,16 +173,12 @@ class OutboxSender:
 
     async def _deliver(self, row: OutboxRow) -> None:
         try:
-            if await asyncio.to_thread(self.storage.claim, row.id):
+            if await self.outbox.claim(row.id):
                 await self._send(row)
         except Exception:  # a bug must not stop the queue; the row stays for a retry
             log.exception("Unexpected error sending outbox row %s", row.id)
-            await asyncio.to_thread(
-                self.storage.retry_later,
-                row.id,
-                self.storage.clock() + 60,
-                "internal error",
-                counts=True,
+            await self.outbox.retry_later(
+                row.id, self.outbox.now() + 60, "internal error", counts=True
             )
         finally:
             self._busy_chats.discard(row.chat_id)
@@ -206,19 +202,13 @@ class OutboxSender:
         except TelegramRetryAfter as error:
             self.stats.rate_limited += 1
             self._pace.pause(error.retry_after)
-            await asyncio.to_thread(
-                self.storage.retry_later,
-                row.id,
-                self.storage.clock() + error.retry_after,
-                error.message,
-                counts=False,
+            await self.outbox.retry_later(
+                row.id, self.outbox.now() + error.retry_after, error.message, counts=False
             )
         except TelegramMigrateToChat as error:
             self.stats.migrated += 1
             log.info("Chat %s became %s; following it", row.chat_id, error.migrate_to_chat_id)
-            await asyncio.to_thread(
-                self.storage.migrate_chat, row.chat_id, error.migrate_to_chat_id
-            )
+            await self.chats.migrate(row.chat_id, error.migrate_to_chat_id)
         except TelegramForbiddenError as error:
             await self._deactivate(row, "blocked", error.message)
         except TelegramBadRequest as error:
@@ -228,11 +218,11 @@ class OutboxSender:
                 self.stats.failed += 1
                 self.stats.errors.append(error.message)
                 log.error("Alert %s to chat %s refused: %s", row.id, row.chat_id, error.message)
-                await asyncio.to_thread(self.storage.mark_failed, row.id, error.message)
+                await self.outbox.mark_failed(row.id, error.message)
         except (TelegramServerError, TelegramNetworkError, TelegramNotFound) as error:
             await self._transient(row, str(error))
         else:
-            await asyncio.to_thread(self.storage.mark_sent, row.id, message.message_id)
+            await self.outbox.mark_sent(row.id, message.message_id)
             self.stats.sent += 1
 
     async def _transient(self, row: OutboxRow, reason: str) -> None:
@@ -240,15 +230,13 @@ class OutboxSender:
         if attempts >= self.max_attempts:
             self.stats.failed += 1
             log.error("Giving up on alert %s after %s attempts: %s", row.id, attempts, reason)
-            await asyncio.to_thread(self.storage.mark_failed, row.id, reason)
+            await self.outbox.mark_failed(row.id, reason)
             return
         self.stats.retried += 1
         delay = min(self.backoff * 2 ** (attempts - 1), 300.0)
-        await asyncio.to_thread(
-            self.storage.retry_later, row.id, self.storage.clock() + delay, reason, counts=True
-        )
+        await self.outbox.retry_later(row.id, self.outbox.now() + delay, reason, counts=True)
 
     async def _deactivate(self, row: OutboxRow, status: str, reason: str) -> None:
-        self.stats.deactivated += 1
         log.info("Chat %s deactivated (%s): %s", row.chat_id, status, reason)
-        await asyncio.to_thread(self.storage.deactivate_chat, row.chat_id, status, reason)
+        await self.chats.deactivate(row.chat_id, status, reason)
+        self.stats.deactivated += 1

@@ -2,8 +2,8 @@
 
 alerts = AlertsService(AlertSettings(), index, admin_ids=settings.admin_ids)
 dp["alerts"] = alerts
-dp.include_routers(*create_routers())      # before the router that answers any text
-await alerts.start(bot)                      # poller, sender, digest scheduler
+dp.include_routers(*bot.handlers.alerts.create_routers())  # before the catch-all
+await alerts.start(bot)                      # database, poller, sender, digest scheduler
 ...
 await alerts.stop()
 """
@@ -17,17 +17,17 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
-from aiogram import Bot, Router
+from aiogram import Bot
 
 from bot.alerts.sender import OutboxSender
 from bot.alerts.settings import AlertSettings
 from bot.feeds.fetch import Fetcher
 from bot.feeds.poller import FeedPoller, PollReport
-from bot.storage import ChatPrefs, FeedRow, Storage, Subscription
+from bot.storage import BotStore, ChatPrefs, FeedRow, Subscription
 from index import ArticleIndex
 from index.fetch import FetchPolicy
 
-__all__ = ["SUBSCRIPTIONS_PER_CHAT", "AlertsService", "SubscribeResult", "create_routers"]
+__all__ = ["SUBSCRIPTIONS_PER_CHAT", "AlertsService", "SubscribeResult"]
 
 log = logging.getLogger(__name__)
 DIGEST_CHECK_SECONDS = 30.0
@@ -50,15 +50,15 @@ class AlertsService:
         index: ArticleIndex,
         *,
         admin_ids: Collection[int] = (),
-        storage: Storage | None = None,
+        store: BotStore | None = None,
     ) -> None:
         self.settings = settings
         self.index = index
         self.admin_ids = frozenset(admin_ids)
-        self.storage = storage or Storage(settings.data_dir / "bot.sqlite3")
+        self.store = store or BotStore.from_settings(settings.data_dir, settings.database_url)
         self.fetcher = Fetcher(FetchPolicy.from_settings(settings))
         self.poller = FeedPoller(
-            self.storage,
+            self.store,
             index,
             self.fetcher,
             settings,
@@ -72,11 +72,12 @@ class AlertsService:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self, bot: Bot, *, poll_feeds: bool = True) -> None:
-        """Seed the ``FEEDS`` presets and start the background tasks."""
+        """Open the database, seed the ``FEEDS`` presets and start the background tasks."""
+        await self.store.open()
         for url in self.settings.feeds:
-            await asyncio.to_thread(self.storage.add_feed, url, preset=True)
+            await self.store.feeds.add(url, preset=True)
         self.sender = OutboxSender(
-            self.storage,
+            self.store,
             bot,
             rate=self.settings.alert_rate,
             chat_interval=self.settings.alert_chat_interval,
@@ -102,7 +103,7 @@ class AlertsService:
                 await task
         self._tasks = []
         await self.fetcher.close()
-        await asyncio.to_thread(self.storage.close)
+        await self.store.close()
 
     def _wake_sender(self) -> None:
         if self.sender is not None:
@@ -120,8 +121,8 @@ class AlertsService:
 
     async def roll_digests(self) -> int:
         """Turn held alerts whose digest hour has come into digest messages."""
-        created = await asyncio.to_thread(
-            self.storage.roll_digests, self.storage.clock(), self.settings.alert_digest_items
+        created = await self.store.outbox.roll_digests(
+            self.store.clock(), self.settings.alert_digest_items
         )
         if created:
             self._wake_sender()
@@ -130,18 +131,18 @@ class AlertsService:
     # -- feeds ----------------------------------------------------------------------------
 
     async def feeds(self) -> list[FeedRow]:
-        return await asyncio.to_thread(self.storage.feeds)
+        return await self.store.feeds.all()
 
     async def add_feed(self, url: str) -> tuple[FeedRow, bool, PollReport]:
         """Add (or resume) a feed and poll it at once; the poll says whether it works."""
-        feed, created = await asyncio.to_thread(self.storage.add_feed, url)
+        feed, created = await self.store.feeds.add(url)
         report = await self.poller.poll(feed)
-        refreshed = await asyncio.to_thread(self.storage.feed, feed.id)
+        refreshed = await self.store.feeds.get(feed.id)
         self.poller.wake()
         return refreshed or feed, created, report
 
     async def remove_feed(self, url: str) -> bool:
-        return await asyncio.to_thread(self.storage.remove_feed, url)
+        return await self.store.feeds.remove(url)
 
     async def poll_now(self) -> list[PollReport]:
         """Poll every feed that is due (tests and admins)."""
@@ -149,13 +150,13 @@ class AlertsService:
 
     async def notify_admins(self, text: str) -> None:
         for admin_id in sorted(self.admin_ids):
-            await asyncio.to_thread(self.storage.enqueue_notice, admin_id, text)
+            await self.store.outbox.enqueue_notice(admin_id, text)
         self._wake_sender()
 
     # -- chats and subscriptions ----------------------------------------------------------
 
     async def ensure_chat(self, chat_id: int, type_: str, title: str | None) -> None:
-        await asyncio.to_thread(self.storage.ensure_chat, chat_id, type_, title)
+        await self.store.chats.ensure(chat_id, type_, title)
 
     async def subscribe(
         self, chat_id: int, thread_id: int, topic: str, outlet: str, user_id: int | None
@@ -172,50 +173,36 @@ class AlertsService:
             names = {name.casefold(): name for name, _ in sources}
             known = outlet.casefold() in names
             outlet = names.get(outlet.casefold(), outlet)
-        sub, created = await asyncio.to_thread(
-            self.storage.subscribe,
-            chat_id,
-            thread_id,
-            topic,
-            outlet,
-            vector,
-            user_id,
-            SUBSCRIPTIONS_PER_CHAT,
+        sub, created = await self.store.subscriptions.subscribe(
+            chat_id, thread_id, topic, outlet, vector, user_id, SUBSCRIPTIONS_PER_CHAT
         )
         return SubscribeResult(sub, created, known)
 
     async def subscriptions(self, chat_id: int) -> list[Subscription]:
-        return await asyncio.to_thread(self.storage.subscriptions, chat_id)
+        return await self.store.subscriptions.of_chat(chat_id)
 
     async def unsubscribe(self, chat_id: int, sub_id: int | None = None) -> int:
-        return await asyncio.to_thread(self.storage.unsubscribe, chat_id, sub_id)
+        return await self.store.subscriptions.unsubscribe(chat_id, sub_id)
 
     async def mute(self, chat_id: int, sub_id: int) -> Subscription | None:
-        return await asyncio.to_thread(self.storage.mute, chat_id, sub_id)
+        return await self.store.subscriptions.mute(chat_id, sub_id)
 
     async def prefs(self, chat_id: int) -> ChatPrefs:
-        return await asyncio.to_thread(self.storage.chat, chat_id) or ChatPrefs(chat_id)
+        return await self.store.chats.get(chat_id) or ChatPrefs(chat_id)
 
     async def set_prefs(self, chat_id: int, **changes: object) -> ChatPrefs:
-        return await asyncio.to_thread(lambda: self.storage.set_prefs(chat_id, **changes))
+        return await self.store.chats.set_prefs(chat_id, **changes)
 
     async def count_subscribers(self) -> int:
         """Chats subscribed to something (for /stats)."""
-        return await asyncio.to_thread(self.storage.subscriber_count)
+        return await self.store.subscriptions.subscriber_count()
 
     async def chat_blocked(self, chat_id: int) -> None:
         """Another feature got a 403 for this chat: stop alerting it."""
-        await asyncio.to_thread(self.storage.deactivate_chat, chat_id, "blocked", "403 elsewhere")
+        await self.store.chats.deactivate(chat_id, "blocked", "403 elsewhere")
 
     async def ask_prompt(self, chat_id: int, message_id: int) -> str | None:
-        return await asyncio.to_thread(self.storage.ask_prompt, chat_id, message_id)
+        return await self.store.prompts.article(chat_id, message_id)
 
     async def add_ask_prompt(self, chat_id: int, message_id: int, article_id: str) -> None:
-        await asyncio.to_thread(self.storage.add_ask_prompt, chat_id, message_id, article_id)
-
-
-def create_routers() -> list[Router]:
-    """The routers of this feature, in the order to include them."""
-    from bot.handlers import feeds, subscriptions
-
-    return [feeds.create_router(), subscriptions.create_router()]
+        await self.store.prompts.add(chat_id, message_id, article_id)

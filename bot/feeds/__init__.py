@@ -1,9 +1,29 @@
-"""News feeds: fetch (conditional GET), parse (feedparser), dedupe and poll into the index."""
+"""News feeds: fetch (conditional GET), parse (feedparser), dedupe and poll into the index.
 
-from bot.feeds.errors import FeedError
-from bot.feeds.fetch import Fetcher, FetchResult
-from bot.feeds.parse import FeedEntry, ParsedFeed, parse_feed
-from bot.feeds.poller import FeedPoller, PollReport
+The names below are imported on first use (PEP 562): a feed-parsing child process
+(``index.parsing_pool``) imports ``bot.feeds.parse`` without the poller's dependencies."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.feeds.errors import FeedError
+    from bot.feeds.fetch import Fetcher, FetchResult
+    from bot.feeds.parse import FeedEntry, ParsedFeed, parse_feed
+    from bot.feeds.poller import FeedPoller, PollReport
+
+_HOMES = {
+    "FeedEntry": "bot.feeds.parse",
+    "FeedError": "bot.feeds.errors",
+    "FeedPoller": "bot.feeds.poller",
+    "FetchResult": "bot.feeds.fetch",
+    "Fetcher": "bot.feeds.fetch",
+    "ParsedFeed": "bot.feeds.parse",
+    "PollReport": "bot.feeds.poller",
+    "parse_feed": "bot.feeds.parse",
+}
 
 __all__ = [
     "FeedEntry",
@@ -15,3 +35,12 @@ __all__ = [
     "PollReport",
     "parse_feed",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'bot.feeds' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

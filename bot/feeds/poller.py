@@ -26,7 +26,7 @@ from bot.feeds.dedupe import content_hash, minhash, most_similar
 from bot.feeds.errors import FeedError
 from bot.feeds.fetch import Fetcher
 from bot.feeds.parse import FeedEntry, parse_feed, published_date
-from bot.storage import Delivery, FeedRow, Storage, Story
+from bot.storage import BotStore, Delivery, FeedRow, Story
 from index import Article, ArticleIndex, InputError
 from index.formats import make_article, parse
 
@@ -63,7 +63,7 @@ class FeedPoller:
 
     def __init__(
         self,
-        storage: Storage,
+        store: BotStore,
         index: ArticleIndex,
         fetcher: Fetcher,
         settings: AlertSettings,
@@ -71,7 +71,7 @@ class FeedPoller:
         on_alerts: Callable[[], None] = lambda: None,
         notify_admins: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
-        self.storage = storage
+        self.store = store
         self.index = index
         self.fetcher = fetcher
         self.settings = settings
@@ -97,15 +97,16 @@ class FeedPoller:
                 await self.poll_due()
             except Exception:
                 log.exception("Feed polling failed; trying again shortly")
-            feeds = await asyncio.to_thread(self.storage.feeds)
+            feeds = await self.store.feeds.all()
             upcoming = [f.next_poll_at for f in feeds if not f.paused]
-            wait = min(upcoming, default=self.storage.clock() + 60) - self.storage.clock()
+            now = self.store.clock()
+            wait = min(upcoming, default=now + 60) - now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(max(wait, 0.05), 60.0))
 
     async def poll_due(self) -> list[PollReport]:
         """Poll every feed whose time has come, a few at a time."""
-        due = await asyncio.to_thread(self.storage.due_feeds, self.storage.clock())
+        due = await self.store.feeds.due(self.store.clock())
         limit = asyncio.Semaphore(4)
 
         async def one(feed: FeedRow) -> PollReport:
@@ -125,22 +126,22 @@ class FeedPoller:
             changes: dict[str, object] = {
                 "etag": result.etag,
                 "last_modified": result.last_modified,
-                "last_success_at": self.storage.clock(),
+                "last_success_at": self.store.clock(),
                 "failures": 0,
                 "last_error": None,
                 "min_interval": asked,
-                "next_poll_at": self.storage.clock() + interval,
+                "next_poll_at": self.store.clock() + interval,
             }
             if (
                 result.moved_permanently
                 and result.url != feed.url
-                and await asyncio.to_thread(self.storage.feed_by_url, result.url) is None
+                and await self.store.feeds.by_url(result.url) is None
             ):
                 log.info("Feed %s moved permanently to %s", feed.url, result.url)
                 changes["url"] = result.url
             if result.not_modified:
                 report.status = "not modified"
-                await asyncio.to_thread(self.storage.update_feed, feed.id, **changes)
+                await self.store.feeds.update(feed.id, **changes)
                 return report
             parsed = await asyncio.to_thread(
                 parse_feed, result.data, result.url, result.content_type
@@ -148,7 +149,7 @@ class FeedPoller:
             interval, asked = self._interval(result.max_age, parsed.ttl_minutes)
             changes.update(
                 min_interval=asked,
-                next_poll_at=self.storage.clock() + interval,
+                next_poll_at=self.store.clock() + interval,
                 title=parsed.title or feed.title,
                 polls=feed.polls + 1,
             )
@@ -170,14 +171,13 @@ class FeedPoller:
         delay = min(
             self.settings.feed_poll_interval * 2 ** (failures - 1), self.settings.feed_max_interval
         )
-        await asyncio.to_thread(
-            self.storage.update_feed,
+        await self.store.feeds.update(
             feed.id,
             failures=failures,
             last_error=reason,
-            last_error_at=self.storage.clock(),
-            paused=int(paused),
-            next_poll_at=self.storage.clock() + delay,
+            last_error_at=self.store.clock(),
+            paused=paused,
+            next_poll_at=self.store.clock() + delay,
         )
         report.status, report.error = ("paused" if paused else "error"), reason
         log.warning("Feed %s failed (%s in a row): %s", feed.url, failures, reason)
@@ -196,7 +196,7 @@ class FeedPoller:
         changes: dict[str, object],
         report: PollReport,
     ) -> None:
-        seen = await asyncio.to_thread(self.storage.seen_entries, feed.id, [e.key for e in entries])
+        seen = await self.store.feeds.seen_entries(feed.id, [e.key for e in entries])
         unseen = list({e.key: e for e in entries if e.key not in seen}.values())
         pages = asyncio.Semaphore(PAGE_FETCHES)
 
@@ -218,8 +218,8 @@ class FeedPoller:
     ) -> None:
         """Dedupe, index, match and record one poll's new entries."""
         cutoff = datetime.now(UTC) - timedelta(hours=self.settings.feed_alert_max_age_hours)
-        ids, signatures = await asyncio.to_thread(
-            self.storage.recent_signatures, self.storage.clock() - DUPLICATE_WINDOW
+        ids, signatures = await self.store.stories.recent_signatures(
+            self.store.clock() - DUPLICATE_WINDOW
         )
         candidates: list[_Candidate] = []
         batch_ids: set[str] = set()
@@ -227,7 +227,7 @@ class FeedPoller:
             if article is None or article.id in batch_ids:
                 continue
             digest = content_hash(article.title, article.text)
-            known = await asyncio.to_thread(self.storage.story_by_id_or_hash, article.id, digest)
+            known = await self.store.stories.by_id_or_hash(article.id, digest)
             if known is not None:  # same URL or same text: already have it
                 report.duplicates.append(article.title)
                 continue
@@ -264,8 +264,7 @@ class FeedPoller:
                 [c for c in candidates if c.fresh and c.story.duplicate_of is None]
             )
         entries = [(e.key, a.id if a else None) for e, a in zip(unseen, built, strict=True)]
-        report.alerts = await asyncio.to_thread(
-            self.storage.record_poll,
+        report.alerts = await self.store.stories.record_poll(
             feed.id,
             entries,
             [c.story for c in candidates],
@@ -274,8 +273,7 @@ class FeedPoller:
         )
         for c in candidates:
             if c.story.duplicate_of:
-                await asyncio.to_thread(
-                    self.storage.link_duplicate,
+                await self.store.stories.link_duplicate(
                     c.story.duplicate_of,
                     {"title": c.article.title, "url": c.article.url, "outlet": c.article.outlet},
                 )
@@ -285,7 +283,7 @@ class FeedPoller:
     async def _deliveries(self, candidates: list[_Candidate]) -> list[Delivery]:
         if not candidates:
             return []
-        subscriptions = await asyncio.to_thread(self.storage.subscriptions)
+        subscriptions = await self.store.subscriptions.active()
         if not subscriptions:
             return []
         deliveries = []

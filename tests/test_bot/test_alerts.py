@@ -4,7 +4,6 @@ quiet hours, digests, topic matching, schema migrations."""
 from __future__ import annotations
 
 import itertools
-import sqlite3
 import time
 from datetime import date
 from pathlib import Path
@@ -13,13 +12,21 @@ import pytest
 
 from bot.alerts.matching import ArticlePassages, match_subscriptions
 from bot.alerts.rendering import alert_payload
-from bot.storage import SCHEMA_VERSION, ChatPrefs, Delivery, Storage, Subscription
+from bot.storage import ChatPrefs, Delivery, Subscription
 from index.formats import make_article
 from tests.alerts_support import Stack, alerts_stack
 from tests.fake_telegram import FakeChat, FakeUser
 
 ANN = FakeUser(id=1001, first_name="Ann")
 CHAT = FakeChat.private(ANN)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings for the bot's database: SQLite in DATA_DIR, or a fresh PostgreSQL one."""
+    if request.param == "sqlite":
+        return {}
+    return {"database_url": request.getfixturevalue("postgres_url")}
 
 
 def delivery(chat_id: int, n: int, thread_id: int = 0) -> Delivery:
@@ -40,8 +47,8 @@ def delivery(chat_id: int, n: int, thread_id: int = 0) -> Delivery:
 
 async def queue(stack: Stack, *deliveries: Delivery) -> int:
     for d in deliveries:
-        stack.alerts.storage.ensure_chat(d.chat_id)
-    count = stack.alerts.storage.enqueue(list(deliveries))
+        await stack.alerts.store.chats.ensure(d.chat_id)
+    count = await stack.alerts.store.outbox.enqueue(list(deliveries))
     assert stack.alerts.sender is not None
     stack.alerts.sender.wake()
     return count
@@ -55,16 +62,16 @@ async def settle(stack: Stack, seconds: float = 0.3) -> None:
     await stack.api.wait_until(lambda: stack.api.is_settled(seconds), 10)
 
 
-async def test_each_alert_is_sent_exactly_once(tmp_path: Path) -> None:
+async def test_each_alert_is_sent_exactly_once(tmp_path: Path, backend: dict[str, str]) -> None:
     """The same (chat, article) queued twice is one row and one message, in order."""
-    async with alerts_stack(tmp_path) as stack:
+    async with alerts_stack(tmp_path, **backend) as stack:
         stack.api.add_chat(CHAT)
         assert await queue(stack, delivery(CHAT.id, 1), delivery(CHAT.id, 2)) == 2
         assert await queue(stack, delivery(CHAT.id, 1)) == 0
         await stack.api.wait_until(lambda: len(texts(stack, CHAT.id)) == 2)
         await settle(stack)
         assert texts(stack, CHAT.id) == ["Story number 1", "Story number 2"]
-        assert {r.state for r in stack.alerts.storage.outbox_rows()} == {"sent"}
+        assert {r.state for r in await stack.alerts.store.outbox.rows()} == {"sent"}
 
 
 async def test_per_chat_interval_and_global_rate(tmp_path: Path) -> None:
@@ -110,72 +117,82 @@ async def test_5xx_is_retried_with_backoff(tmp_path: Path) -> None:
         assert stack.alerts.sender.stats.retried == 2
 
 
-async def test_403_deactivates_the_chat(tmp_path: Path) -> None:
+async def test_403_deactivates_the_chat(tmp_path: Path, backend: dict[str, str]) -> None:
     """A chat that blocked the bot is deactivated, its queue dropped, nothing more queued;
     a chat that vanished ("chat not found") too."""
-    async with alerts_stack(tmp_path) as stack:
+    async with alerts_stack(tmp_path, **backend) as stack:
         stack.api.add_chat(CHAT)
         stack.api.fail_next("sendMessage", 403, chat_id=CHAT.id)
         await queue(stack, delivery(CHAT.id, 1))
-        await stack.api.wait_until(lambda: stack.alerts.storage.chat(CHAT.id).status == "blocked")  # type: ignore[union-attr]
-        assert stack.alerts.storage.enqueue([delivery(CHAT.id, 2)]) == 0  # inactive: not queued
+        sender = stack.alerts.sender
+        assert sender is not None
+        await stack.api.wait_until(lambda: sender.stats.deactivated == 1)
+        assert await stack.alerts.prefs(CHAT.id) == ChatPrefs(CHAT.id, status="blocked")
+        assert await stack.alerts.store.outbox.enqueue([delivery(CHAT.id, 2)]) == 0  # inactive
         await settle(stack)
         assert texts(stack, CHAT.id) == []
         assert len(stack.api.calls_of("sendMessage")) == 1
         await queue(stack, delivery(-555, 1))  # never known to Telegram
-        await stack.api.wait_until(lambda: stack.alerts.storage.chat(-555).status == "gone")  # type: ignore[union-attr]
+        await stack.api.wait_until(lambda: sender.stats.deactivated == 2)
+        assert (await stack.alerts.prefs(-555)).status == "gone"
 
 
-async def test_group_migration_is_followed(tmp_path: Path) -> None:
+async def test_group_migration_is_followed(tmp_path: Path, backend: dict[str, str]) -> None:
     """A group upgraded to a supergroup: the alert goes to the new id, and so do the
     group's subscriptions."""
-    async with alerts_stack(tmp_path) as stack:
+    async with alerts_stack(tmp_path, **backend) as stack:
         group, supergroup = FakeChat.group(), FakeChat.supergroup()
         stack.api.add_chat(group)
         stack.api.add_chat(supergroup)
-        stack.alerts.storage.ensure_chat(group.id, "group")
-        stack.alerts.storage.subscribe(group.id, 0, "", "", None, ANN.id)
+        await stack.alerts.store.chats.ensure(group.id, "group")
+        await stack.alerts.store.subscriptions.subscribe(group.id, 0, "", "", None, ANN.id)
         stack.api.fail_next("sendMessage", 400, migrate_to_chat_id=supergroup.id, chat_id=group.id)
         await queue(stack, delivery(group.id, 1))
         await stack.api.wait_until(lambda: texts(stack, supergroup.id) == ["Story number 1"], 5)
         assert texts(stack, group.id) == []
-        assert [s.chat_id for s in stack.alerts.storage.subscriptions(None)] == [supergroup.id]
+        assert [s.chat_id for s in await stack.alerts.store.subscriptions.active()] == [
+            supergroup.id
+        ]
 
 
-async def test_quiet_hours_hold_alerts_until_they_end(tmp_path: Path) -> None:
+async def test_quiet_hours_hold_alerts_until_they_end(
+    tmp_path: Path, backend: dict[str, str]
+) -> None:
     """An alert made during quiet hours is sent when they end, not before."""
-    async with alerts_stack(tmp_path) as stack:
-        storage = stack.alerts.storage
+    async with alerts_stack(tmp_path, **backend) as stack:
+        store = stack.alerts.store
         stack.api.add_chat(CHAT)
         now = time.time()
         hour = int(now % 86400 // 3600)
-        storage.ensure_chat(CHAT.id)
-        storage.set_prefs(CHAT.id, quiet_start=hour, quiet_end=(hour + 2) % 24)
+        await store.chats.ensure(CHAT.id)
+        await store.chats.set_prefs(CHAT.id, quiet_start=hour, quiet_end=(hour + 2) % 24)
         await queue(stack, delivery(CHAT.id, 1))
         await settle(stack)
         assert texts(stack, CHAT.id) == []
-        [row] = storage.outbox_rows()
+        [row] = await store.outbox.rows()
         assert row.not_before == pytest.approx(now - now % 3600 + 2 * 3600, abs=1)
-        storage.clock = lambda: now + 2 * 3600 + 1  # two hours later
+        store.clock = lambda: now + 2 * 3600 + 1  # two hours later
         assert stack.alerts.sender is not None
         stack.alerts.sender.wake()
         await stack.api.wait_until(lambda: texts(stack, CHAT.id) == ["Story number 1"], 5)
 
 
-async def test_digest_collects_alerts_at_the_chosen_hour(tmp_path: Path) -> None:
+async def test_digest_collects_alerts_at_the_chosen_hour(
+    tmp_path: Path, backend: dict[str, str]
+) -> None:
     """Digest mode: nothing instantly; at the digest hour one message lists the articles."""
-    async with alerts_stack(tmp_path) as stack:
-        storage = stack.alerts.storage
+    async with alerts_stack(tmp_path, **backend) as stack:
+        store = stack.alerts.store
         stack.api.add_chat(CHAT)
-        storage.ensure_chat(CHAT.id)
+        await store.chats.ensure(CHAT.id)
         now = time.time()
         digest_hour = (int(now % 86400 // 3600) + 3) % 24
-        storage.set_prefs(CHAT.id, mode="digest", digest_hour=digest_hour, tz_minutes=0)
+        await store.chats.set_prefs(CHAT.id, mode="digest", digest_hour=digest_hour, tz_minutes=0)
         await queue(stack, delivery(CHAT.id, 1), delivery(CHAT.id, 2))
         assert await stack.alerts.roll_digests() == 0
         await settle(stack)
         assert texts(stack, CHAT.id) == []
-        storage.clock = lambda: now + 3 * 3600
+        store.clock = lambda: now + 3 * 3600
         assert await stack.alerts.roll_digests() == 1
         await stack.api.wait_until(lambda: texts(stack, CHAT.id) == ["Your digest: 2 new articles"])
         [digest] = stack.api.sent_messages(CHAT.id)
@@ -271,26 +288,3 @@ def test_topic_matching_with_the_real_model(real_embedder) -> None:  # type: ign
         )
         sub = Subscription(1, 1, 0, "earthquake", "", topic, False)
         assert bool(match_subscriptions(article, passages, [sub], threshold)) is expected
-
-
-def test_schema_migrates_in_place(tmp_path: Path) -> None:
-    """A version-1 database is upgraded to the current schema, keeping its rows; a newer
-    one is refused with a clear message."""
-    from bot.storage import MIGRATIONS, StorageError
-
-    path = tmp_path / "bot.sqlite3"
-    db = sqlite3.connect(path, isolation_level=None)
-    MIGRATIONS[0](db)
-    db.execute("PRAGMA user_version = 1")
-    db.execute("INSERT INTO chats (chat_id, created_at, updated_at) VALUES (5, 0, 0)")
-    db.close()
-    storage = Storage(path)
-    assert storage.schema_version == SCHEMA_VERSION
-    assert storage.chat(5) is not None
-    storage.add_ask_prompt(5, 1, "abc")
-    storage.close()
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    db.close()
-    with pytest.raises(StorageError, match="newer than this bot"):
-        Storage(path)

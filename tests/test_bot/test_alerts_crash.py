@@ -11,7 +11,8 @@ import signal
 import sys
 from pathlib import Path
 
-from bot.storage import Storage
+from bot.storage import BotStore
+from bot.storage.database import sqlite_url
 from tests.fake_telegram import FakeBotAPI, FakeChat, FakeUser
 from tests.test_bot.test_alerts import delivery
 
@@ -48,20 +49,20 @@ async def start_sender(api: FakeBotAPI, db: Path) -> asyncio.subprocess.Process:
 async def test_sigkill_mid_broadcast_then_restart_sends_each_alert_once(tmp_path: Path) -> None:
     """Kill -9 after about a third of the messages; the restart finishes the broadcast."""
     db = tmp_path / "bot.sqlite3"
-    storage = Storage(db)
+    store = BotStore.from_url(sqlite_url(db))
     chats = [FakeChat.private(FakeUser(id=10_000 + i, first_name="S")) for i in range(SUBSCRIBERS)]
     async with FakeBotAPI() as api:
         for chat in chats:
             api.add_chat(chat)
-            storage.ensure_chat(chat.id)
-        storage.enqueue([delivery(c.id, n) for n in range(ARTICLES) for c in chats])
+            await store.chats.ensure(chat.id)
+        await store.outbox.enqueue([delivery(c.id, n) for n in range(ARTICLES) for c in chats])
         total = SUBSCRIBERS * ARTICLES
 
         def sent() -> int:
             return sum(1 for c in api.calls_of("sendMessage") if c.ok)
 
         first = await start_sender(api, db)
-        await api.wait_until(lambda: sent() >= total // 3, 30, what="a third of the broadcast")
+        await api.wait_until(lambda: sent() >= total // 3, 120, what="a third of the broadcast")
         first.send_signal(signal.SIGKILL)
         await first.wait()
         at_kill = sent()
@@ -78,5 +79,5 @@ async def test_sigkill_mid_broadcast_then_restart_sends_each_alert_once(tmp_path
         assert set(received) == expected  # nothing lost
         repeats = sum(count - 1 for count in received.values())
         assert repeats <= CONCURRENCY  # only what was in flight at the kill
-        assert storage.outbox_counts() == {"sent": total}
-    storage.close()
+        assert await store.outbox.counts() == {"sent": total}
+    await store.close()

@@ -60,7 +60,7 @@ async def test_first_poll_indexes_backlog_then_conditional_get(tmp_path: Path) -
         feed, created, report = await stack.alerts.add_feed(url)
         assert created and report.entries == 7 and len(report.added) == 7
         assert (await stack.index.stats()).articles == 7
-        stack.alerts.storage.update_feed(feed.id, next_poll_at=0)
+        await stack.alerts.store.feeds.update(feed.id, next_poll_at=0)
         [again] = await stack.alerts.poll_now()
         assert again.status == "not modified"
         headers = [h for p, h, _ in stack.feeds.requests if p == "medium.rss"][-1]
@@ -77,7 +77,7 @@ async def test_first_poll_indexes_backlog_then_conditional_get(tmp_path: Path) -
                 }
             ],
         )
-        stack.alerts.storage.update_feed(feed.id, next_poll_at=0)
+        await stack.alerts.store.feeds.update(feed.id, next_poll_at=0)
         [new] = await stack.alerts.poll_now()
         assert new.added == ["Volcano erupts near village"] and new.alerts == 1
         result = await stack.index.search("lava flows ash village")
@@ -115,9 +115,9 @@ async def test_errors_back_off_then_pause_and_tell_admins(tmp_path: Path) -> Non
         stack.feeds.fail("flaky.rss", 503, times=5)
         delays = []
         for _ in range(3):
-            stack.alerts.storage.update_feed(feed.id, next_poll_at=0)
+            await stack.alerts.store.feeds.update(feed.id, next_poll_at=0)
             [report] = await stack.alerts.poll_now()
-            row = stack.alerts.storage.feed(feed.id)
+            row = await stack.alerts.store.feeds.get(feed.id)
             assert row is not None and row.last_error_at is not None
             delays.append(round(row.next_poll_at - row.last_error_at))
         assert delays == [10, 20, 40]
@@ -184,7 +184,7 @@ async def test_duplicates_by_url_text_and_near_copy_alert_once(tmp_path: Path) -
         await feed_with(stack, "one.rss", [story])
         await feed_with(stack, "two.rss", [story, copy])
         for feed in (f1, f2):
-            stack.alerts.storage.update_feed(feed.id, next_poll_at=0)
+            await stack.alerts.store.feeds.update(feed.id, next_poll_at=0)
         reports = await stack.alerts.poll_now()
         assert sum(r.alerts for r in reports) == 1
         assert sorted(t for r in reports for t in r.duplicates) == [

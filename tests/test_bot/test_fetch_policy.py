@@ -75,7 +75,7 @@ async def test_a_hundred_megabyte_feed_is_too_large(tmp_path: Path) -> None:
         assert reply.text == (
             f"Added {url}, but it failed: larger than 5,000,000 bytes. I will keep trying."
         )
-        [feed] = stack.alerts.storage.feeds()
+        [feed] = await stack.alerts.store.feeds.all()
         assert feed.last_error == "larger than 5,000,000 bytes"
 
 

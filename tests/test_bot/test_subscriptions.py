@@ -17,12 +17,12 @@ ADMIN = FakeUser(id=42, first_name="Ada")
 
 async def publish(stack: Stack, items: list[dict], path: str = "news.rss") -> None:  # type: ignore[type-arg]
     """Serve a feed (backlog first, then ``items``) and poll until they are processed."""
-    feed = stack.alerts.storage.feed_by_url(stack.feeds.url(path))
+    feed = await stack.alerts.store.feeds.by_url(stack.feeds.url(path))
     if feed is None:
         url = stack.feeds.serve(path, rss("Daily Test", [{"title": "Backlog", "text": "x " * 50}]))
         feed, _, _ = await stack.alerts.add_feed(url)
     stack.feeds.serve(path, rss("Daily Test", items))
-    stack.alerts.storage.update_feed(feed.id, next_poll_at=0)
+    await stack.alerts.store.feeds.update(feed.id, next_poll_at=0)
     await stack.alerts.poll_now()
 
 
@@ -100,7 +100,7 @@ async def test_group_subscriptions_are_for_admins(tmp_path: Path) -> None:
         await member.press("Remove 1")
         assert member.last_callback_answer is not None
         assert "Only this group's admins" in member.last_callback_answer["text"]
-        assert stack.alerts.storage.subscriptions(group.id)
+        assert await stack.alerts.store.subscriptions.of_chat(group.id)
 
 
 async def test_forum_topic_gets_its_alerts_and_buttons_work(tmp_path: Path) -> None:
@@ -166,9 +166,9 @@ async def test_feeds_command_is_for_admins(tmp_path: Path) -> None:
             "f.rss", rss("Daily Test", [{"title": "Bank raises rates", "text": BANK}])
         )
         [reply] = await admin.send(f"/feeds add {url}")
-        assert "Added Daily Test" in reply.text and "1 new articles indexed" in reply.text
+        assert "Added Daily Test" in reply.text and "1 new article indexed" in reply.text
         [reply] = await admin.send("/feeds")
-        assert "Daily Test" in reply.text and "1 articles" in reply.text and url in reply.text
+        assert "Daily Test" in reply.text and "1 article ·" in reply.text and url in reply.text
         [reply] = await admin.send(f"/feeds add {stack.feeds.url('missing.rss')}")
         assert "failed: HTTP 404" in reply.text
         [reply] = await admin.send(f"/feeds remove {url}")
