@@ -27,7 +27,7 @@ from bot.feeds.errors import FeedError
 from bot.feeds.fetch import Fetcher
 from bot.feeds.parse import FeedEntry, parse_feed, published_date
 from bot.storage import BotStore, Delivery, FeedRow, Story
-from index import Article, ArticleIndex, InputError
+from index import Article, ArticleIndex, InputError, parsing_pool
 from index.formats import make_article, parse
 
 __all__ = ["FeedPoller", "PollReport"]
@@ -143,9 +143,12 @@ class FeedPoller:
                 report.status = "not modified"
                 await self.store.feeds.update(feed.id, **changes)
                 return report
-            parsed = await asyncio.to_thread(
-                parse_feed, result.data, result.url, result.content_type
-            )
+            try:  # in a child process, within PARSE_TIMEOUT
+                parsed = await parsing_pool.run_async(
+                    parse_feed, result.data, result.url, result.content_type
+                )
+            except InputError as error:  # took too long, or its process died
+                raise FeedError(str(error)) from None
             interval, asked = self._interval(result.max_age, parsed.ttl_minutes)
             changes.update(
                 min_interval=asked,
