@@ -52,8 +52,8 @@ NOT_ARTICLE_NAMES = frozenset(
 _CONTROL_CHARACTERS = [chr(c) for c in (*range(0x01, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0))]
 _TEXT_SAMPLE_CHARS = 65_536
 _MAX_CONTROL_SHARE = 0.01  # real text, in any language, has next to none
-# Smaller pages are parsed in the calling process: as fast as a child's round trip or faster
-# (16 KB: 54 ms both ways; 4 KB: 4 ms here, 9 ms in a child), holding the GIL 40 ms at most.
+# Smaller pages are parsed in the calling process: a child's round trip saves nothing there
+# (16 KB: 10 ms either way) and they hold the GIL for milliseconds (python -m index.parsing_bench).
 IN_PROCESS_HTML_CHARS = 16_384
 
 # The name runs to the end of the line (callers strip it): "(.+?)\s*$" re-scans trailing
@@ -166,11 +166,12 @@ def parse_html(html: str, *, source: str, url: str | None = None) -> Article:
     trafilatura holds the GIL for seconds on a few megabytes, and a slow page is stopped
     after ``PARSE_TIMEOUT``."""
     if len(html) < IN_PROCESS_HTML_CHARS:
-        return _extract_html(html, source=source, url=url)
-    return parsing_pool.run(_extract_html, html, source=source, url=url)
+        return parse_html_here(html, source=source, url=url)
+    return parsing_pool.run(parse_html_here, html, source=source, url=url)
 
 
-def _extract_html(html: str, *, source: str, url: str | None = None) -> Article:
+def parse_html_here(html: str, *, source: str, url: str | None = None) -> Article:
+    """``parse_html`` in the calling process, whatever the page's size."""
     from trafilatura import bare_extraction
     from trafilatura.settings import Document
 

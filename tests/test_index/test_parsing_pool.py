@@ -3,6 +3,7 @@ time limit is stopped with a one-line reason, and the children load only the par
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import threading
@@ -14,7 +15,7 @@ import pytest
 
 from bot.feeds.errors import FeedError
 from bot.feeds.parse import parse_feed
-from index import IndexCore, IndexSettings, InputError, parsing_pool
+from index import IndexCore, IndexSettings, InputError, parsing_bench, parsing_pool
 from index.formats import IN_PROCESS_HTML_CHARS, parse, parse_html
 from index.parsing_pool import ParsingPool
 from tests.alerts_support import FEEDS_DIR
@@ -146,3 +147,10 @@ def test_small_pages_are_parsed_in_the_calling_process() -> None:
     [article] = parse("small.html", small.encode())
     assert article.title == "Harbour news"
     assert not multiprocessing.active_children()  # no child was started
+
+
+def test_the_parsing_benchmark_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m index.parsing_bench --json` gives wall, CPU and GIL figures per size."""
+    assert parsing_bench.main(["--sizes", "4", "--repeat", "1", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["kb"] == 4 and row["here"]["wall_ms"] > 0 and row["child"]["wall_ms"] > 0
