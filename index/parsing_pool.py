@@ -96,7 +96,7 @@ class ParsingPool:
             self._give_back(child)
         if isinstance(outcome, _Failure):
             raise outcome.error
-        return outcome  # type: ignore[no-any-return]
+        return outcome
 
     def close(self) -> None:
         """Stop every child: idle ones are asked to exit, busy ones are killed (their
@@ -120,7 +120,10 @@ class ParsingPool:
             if self._closed:
                 raise InputError("not parsed: the index is closing")
             child = self._idle.pop() if self._idle else None
-        if child is None or not child.process.is_alive():
+        if child is not None and not child.process.is_alive():  # died while idle
+            self._kill(child)
+            child = None
+        if child is None:
             child = self._start()
         with self._lock:
             self._busy.add(child)
@@ -185,7 +188,7 @@ def _death_reason(child: _Child, closing: bool) -> str:
     child.process.join(STOP_GRACE)
     code = child.process.exitcode
     how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-    return f"the parser stopped unexpectedly ({how}); the document may be too large"
+    return f"the parser stopped unexpectedly ({how})"
 
 
 def _serve(connection: Connection) -> None:
