@@ -13,12 +13,15 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.chat_action import ChatActionSender
 from aiogram.utils.formatting import Text
 
+from bot.i18n import N_
+from bot.i18n import gettext as _
 from bot.query_state import FullArticle, MoreResults, QueryState, QueryStore
 from bot.rendering import answer_text, clip, html, not_found_text
 from bot.settings import BotSettings
-from index import ArticleIndex, Hit
+from index import ArticleIndex, Hit, model_reads, question_language
 
 __all__ = [
+    "ENGLISH_ONLY",
     "MORE_LABEL",
     "Reply",
     "answer_question",
@@ -29,7 +32,7 @@ __all__ = [
     "without_more_button",
 ]
 
-MORE_LABEL = "More results »"
+MORE_LABEL = N_("More results »")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,7 @@ async def next_page(
     """The page of hits after ``offset`` for a stored question."""
     result = await index.search(state.question, k=page_size, offset=offset)
     if not result.hits:
-        return Reply(Text("That was everything I found. Try asking in other words."))
+        return Reply(Text(_("That was everything I found. Try asking in other words.")))
     return _page(token, state, result.hits, offset, result.has_more)
 
 
@@ -75,7 +78,7 @@ def _page(token: str, state: QueryState, hits: list[Hit], offset: int, more: boo
         rows.append([InlineKeyboardButton(text=label, callback_data=data)])
     if more:
         data = MoreResults(token=token, offset=offset + len(hits)).pack()
-        rows.append([InlineKeyboardButton(text=MORE_LABEL, callback_data=data)])
+        rows.append([InlineKeyboardButton(text=_(MORE_LABEL), callback_data=data)])
     text = answer_text(state.question, hits, first_number=offset + 1)
     return Reply(text, InlineKeyboardMarkup(inline_keyboard=rows))
 
@@ -132,10 +135,15 @@ async def answer_question(
     """Check the question, search while showing "typing", and reply with the first page."""
     question = " ".join(question.split())
     if not question:
-        await send_reply(message, Reply(Text(ASK_HINT)))
+        await send_reply(message, Reply(Text(_(ASK_HINT))))
         return
     if len(question) > settings.max_question_chars:
         await send_reply(message, Reply(Text(too_long_text(settings.max_question_chars))))
+        return
+    if not model_reads(
+        question_language(question), settings.embedding_model, settings.embedding_multilingual
+    ):
+        await send_reply(message, Reply(Text(_(ENGLISH_ONLY))))
         return
     # One "typing" only: an answer normally comes within a second or two, and repeating it
     # every 5 s for each waiting question made an overloaded bot slower still (a quarter of
@@ -145,15 +153,20 @@ async def answer_question(
     await send_reply(message, reply)
 
 
-ASK_HINT = (
+ASK_HINT = N_(
     "Ask me a question about the news, for example: "
     "“What did the central bank decide?” (in groups: /ask followed by the question)."
+)
+ENGLISH_ONLY = N_(
+    "I can only understand questions in English: the articles I search are in English, and "
+    "so is the language model that matches questions to them. Please ask in English, for "
+    "example: “How many people were hurt by mines?”"
 )
 
 
 def too_long_text(limit: int) -> str:
     """The explanation for an oversized message."""
-    return (
-        f"That message is too long for a question (the limit is {limit} characters). "
+    return _(
+        "That message is too long for a question (the limit is {limit} characters). "
         "Please ask in a sentence or two."
-    )
+    ).format(limit=limit)

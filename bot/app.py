@@ -8,7 +8,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -18,31 +18,22 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import (
-    TelegramBadRequest,
-    TelegramNetworkError,
-    TelegramUnauthorizedError,
-)
-from aiogram.types import (
-    BotCommand,
-    BotCommandScopeAllGroupChats,
-    BotCommandScopeAllPrivateChats,
-    BotCommandScopeChat,
-    BotCommandScopeDefault,
-)
+from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
 from aiogram.webhook.aiohttp_server import setup_application
 from aiohttp import web
 
 from bot.alerts.service import AlertsService
-from bot.handlers import admin, ask, buttons, errors, inline, results, start
+from bot.handlers import admin, ask, buttons, errors, inline, language, results, start
 from bot.handlers.alerts import create_routers as create_alert_routers
 from bot.heartbeat import HEARTBEAT_FILE, HEARTBEAT_INTERVAL
+from bot.i18n import LanguageMiddleware
+from bot.menus import set_commands
 from bot.rate_limit import RateLimitMiddleware
 from bot.sending import KeepResponseTypes, RetryAfterMiddleware
 from bot.services import Services
 from bot.settings import BotSettings
-from bot.storage import StorageError
 from bot.shutdown import bounded, worker_pool
+from bot.storage import StorageError
 from bot.webhook import UpdateRequestHandler
 from index import ArticleIndex, ArticleIndexError, Embedder, ModelError
 
@@ -202,6 +193,7 @@ def create_dispatcher(
     if services.alerts is not None:
         extra_routers = [*create_alert_routers(), *extra_routers]
     dispatcher = Dispatcher(**services.workflow_data())
+    LanguageMiddleware(services.i18n, services.languages).setup(dispatcher)
     limiter = RateLimitMiddleware(
         services.settings.rate_limit,
         services.settings.rate_window,
@@ -219,6 +211,7 @@ def create_dispatcher(
         errors.create_router(),
         admin.create_router(),
         start.create_router(),
+        language.create_router(),
         results.create_router(),
         inline.create_router(),
         *extra_routers,
@@ -230,41 +223,9 @@ def create_dispatcher(
     return dispatcher
 
 
-async def set_commands(
-    bot: Bot,
-    admin_ids: frozenset[int],
-    user_commands: Mapping[str, str] = start.USER_COMMANDS,
-    admin_commands: Mapping[str, str] = start.ADMIN_COMMANDS,
-) -> None:
-    """The command menus: user commands everywhere, admin ones in admins' private chats."""
-    users = [BotCommand(command=name, description=about) for name, about in user_commands.items()]
-    admins = [BotCommand(command=name, description=about) for name, about in admin_commands.items()]
-    await _set_menu(bot, users, BotCommandScopeDefault())
-    await _set_menu(bot, users, BotCommandScopeAllPrivateChats())
-    await _set_menu(bot, users, BotCommandScopeAllGroupChats())
-    for admin_id in sorted(admin_ids):
-        await _set_menu(bot, users + admins, BotCommandScopeChat(chat_id=admin_id))
-
-
-MenuScope = (
-    BotCommandScopeDefault
-    | BotCommandScopeAllPrivateChats
-    | BotCommandScopeAllGroupChats
-    | BotCommandScopeChat
-)
-
-
-async def _set_menu(bot: Bot, commands: list[BotCommand], scope: MenuScope) -> None:
-    """Set one menu; a refusal (e.g. an admin who never opened the bot) is only logged."""
-    try:
-        await bot.set_my_commands(commands, scope=scope)
-    except TelegramBadRequest as error:
-        log.warning("Command menu for %s not set: %s", scope.model_dump(exclude_none=True), error)
-
-
 async def _on_startup(bot: Bot, services: Services) -> None:
     """Menus, feed polling and alert delivery, and a heartbeat file for the health check."""
-    await set_commands(bot, services.settings.admin_ids)
+    await set_commands(bot, services.settings.admin_ids, services.i18n)
     if services.alerts is not None:
         await services.alerts.start(bot)
     services.spawn(_heartbeat(services.settings.data_dir / HEARTBEAT_FILE), "heartbeat")

@@ -12,9 +12,12 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, InlineQuery, Message, TelegramObject
 
+from bot.i18n import N_
+from bot.i18n import gettext as _
+
 __all__ = ["FLOOD_NOTICE", "RateLimitMiddleware"]
 
-FLOOD_NOTICE = "You're sending messages faster than I can read them. Please wait a few seconds."
+FLOOD_NOTICE = N_("You're sending messages faster than I can read them. Please wait a few seconds.")
 DROPPED_INLINE_CACHE = 2  # seconds Telegram may reuse the empty answer to a dropped query
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -54,9 +57,9 @@ class RateLimitMiddleware(BaseMiddleware):
         new_flood = last_dropped is None or now - last_dropped > self.window
         if new_flood or self.notice_every_time:
             if isinstance(event, Message):
-                await event.answer(FLOOD_NOTICE)
+                await event.answer(_(FLOOD_NOTICE))
             elif isinstance(event, CallbackQuery):
-                await event.answer(FLOOD_NOTICE, show_alert=True)
+                await event.answer(_(FLOOD_NOTICE), show_alert=True)
         elif isinstance(event, CallbackQuery):
             await event.answer()  # stop the button's spinner, silently
         return None

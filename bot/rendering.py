@@ -10,7 +10,10 @@ from datetime import date
 
 from aiogram.utils.formatting import BlockQuote, Bold, Italic, Text, TextLink, sizeof
 from aiogram.utils.text_decorations import html_decoration
+from babel.dates import format_date as babel_date
 
+from bot.i18n import current_language, fill, ngettext
+from bot.i18n import gettext as _
 from index import Article, ArticleInfo, Hit
 
 __all__ = [
@@ -77,14 +80,14 @@ def _clip_end(text: str, limit: int) -> str:
     return " " + clip(text, limit) if limit else "…"
 
 
-def format_date(value: date | None) -> str | None:
-    """``21 Jun 2022``."""
-    return f"{value.day} {value:%b %Y}" if value else None
+def format_date(value: date | None, pattern: str = "d MMM y") -> str | None:
+    """``21 Jun 2022`` (``21 июн. 2022``, ``21 iyn 2022``) in the current language."""
+    return babel_date(value, pattern, locale=current_language()) if value else None
 
 
 def source_line(hit: Hit | ArticleInfo | Article, title_limit: int = 150) -> Text:
     """Headline linked to its URL, then outlet, date and author, separated by dots."""
-    title = clip(hit.title, title_limit) or "Untitled"
+    title = clip(hit.title, title_limit) or _("Untitled")
     headline = TextLink(title, url=hit.url) if hit.url else Bold(title)
     return Text(headline, *(Text(" · ", detail) for detail in _details(hit)))
 
@@ -140,17 +143,19 @@ def answer_text(question: str, hits: Sequence[Hit], first_number: int = 1) -> Te
 
 def not_found_text(question: str) -> Text:
     """Nothing relevant: say so and suggest what to try."""
-    return Text(
-        "I found nothing about ",
-        Bold(clip(question, 200)),
-        " in the articles I know.\n\nTry rephrasing with other words (names, places, topics), "
-        "or see /latest for what I have read recently.",
+    return fill(
+        _(
+            "I found nothing about {question} in the articles I know.\n\n"
+            "Try rephrasing with other words (names, places, topics), "
+            "or see /latest for what I have read recently."
+        ),
+        question=Bold(clip(question, 200)),
     )
 
 
 def article_parts(article: Article) -> list[Text]:
     """The full article: a header with its source, then its text in parts under the limit."""
-    title = Bold(clip(article.title, 300) or "Untitled")
+    title = Bold(clip(article.title, 300) or _("Untitled"))
     header = Text(TextLink(title, url=article.url) if article.url else title)
     if _details(article):
         header = Text(header, "\n", " · ".join(_details(article)))
@@ -158,9 +163,10 @@ def article_parts(article: Article) -> list[Text]:
     if len(chunks) <= 1:
         return [Text(header, "\n\n", *chunks)]
     total = len(chunks)
-    parts = [Text(header, "\n\n", Italic(f"Part 1 of {total}"), "\n\n", chunks[0])]
+    part = _("Part {number} of {total}")
+    parts = [Text(header, "\n\n", Italic(part.format(number=1, total=total)), "\n\n", chunks[0])]
     for number, chunk in enumerate(chunks[1:], start=2):
-        parts.append(Text(Italic(f"Part {number} of {total}"), "\n\n", chunk))
+        parts.append(Text(Italic(part.format(number=number, total=total)), "\n\n", chunk))
     return parts
 
 
@@ -200,8 +206,8 @@ def _cut_point(text: str, limit: int) -> int:
 def latest_text(articles: Sequence[ArticleInfo]) -> Text:
     """The newest articles, one linked source line each."""
     if not articles:
-        return Text("No articles yet. An admin can add some with /add or by sending a file.")
-    lines: list[Text | str] = [Bold("Latest articles"), "\n"]
+        return Text(_("No articles yet. An admin can add some with /add or by sending a file."))
+    lines: list[Text | str] = [Bold(_("Latest articles")), "\n"]
     for number, info in enumerate(articles, start=1):
         lines += ["\n", f"{number}. ", source_line(info)]
     return Text(*lines)
@@ -210,11 +216,12 @@ def latest_text(articles: Sequence[ArticleInfo]) -> Text:
 def sources_text(sources: Sequence[tuple[str, int]]) -> Text:
     """Outlets and how many of their articles are indexed."""
     if not sources:
-        return Text("No articles yet. An admin can add some with /add or by sending a file.")
-    lines: list[Text | str] = [Bold("Sources"), "\n"]
+        return Text(_("No articles yet. An admin can add some with /add or by sending a file."))
+    lines: list[Text | str] = [Bold(_("Sources")), "\n"]
     for outlet, count in sources[:60]:
-        noun = "article" if count == 1 else "articles"
-        lines += ["\n• ", clip(outlet or "Unknown outlet", 80), f" — {count} {noun}"]
+        template = ngettext("{outlet} — {count} article", "{outlet} — {count} articles", count)
+        outlet_name = clip(outlet or _("Unknown outlet"), 80)
+        lines += ["\n• ", fill(template, outlet=outlet_name, count=count)]
     if len(sources) > 60:
-        lines += ["\n…and ", str(len(sources) - 60), " more"]
+        lines += ["\n", _("…and {count} more").format(count=len(sources) - 60)]
     return Text(*lines)

@@ -10,7 +10,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from aiogram.utils.i18n import I18n
+
 from bot.alerts.service import AlertsService
+from bot.i18n import ChatLanguages, MemoryLanguages, create_i18n
 from bot.query_state import QueryStore
 from bot.settings import BotSettings
 from index import ArticleIndex
@@ -47,6 +50,8 @@ class Services:
     on_blocked: BlockedHook = field(default_factory=BlockedChats)
     count_subscribers: SubscriberCount | None = None  # wired by the subscriptions feature
     alerts: AlertsService | None = None  # feeds, subscriptions and alert delivery
+    languages: ChatLanguages = field(default_factory=MemoryLanguages)  # chosen by /language
+    i18n: I18n = field(default_factory=create_i18n)  # the catalogues of bot/locales
     started_at: float = field(default_factory=time.monotonic)
     reindex_task: asyncio.Task[None] | None = None
     background: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         StorageError,
     )
     from index.fetch import FetchPolicy
+    from index.languages import model_reads, question_language
     from index.models import (
         Article,
         ArticleInfo,
@@ -65,6 +66,8 @@ _HOMES = {
     "SentenceTransformerEmbedder": "index.embedding",
     "StorageError": "index.errors",
     "create_embedder": "index.embedding",
+    "model_reads": "index.languages",
+    "question_language": "index.languages",
 }
 
 __all__ = [
@@ -89,6 +92,8 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "StorageError",
     "create_embedder",
+    "model_reads",
+    "question_language",
 ]
 
 

@@ -28,6 +28,12 @@ class IndexSettings(BaseSettings):
         description="sentence-transformers model name or local path; "
         "the default is the bundled all-MiniLM-L6-v2.",
     )
+    embedding_multilingual: bool | None = Field(
+        None,
+        description="Whether EMBEDDING_MODEL reads other languages than English (then Russian "
+        "and Azerbaijani questions are searched); unset: guessed from its name "
+        "(multilingual, LaBSE, e5, bge-m3).",
+    )
     embedding_backend: Backend = Field(
         "onnx-int8",
         description="onnx-int8 (ONNX Runtime, int8: fastest), onnx (float32) or torch; "

@@ -9,6 +9,10 @@ from typing import Any
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.formatting import BlockQuote, Bold, Italic, Text, TextLink
+from babel.dates import format_date
+
+from bot.i18n import current_language, fill, ngettext
+from bot.i18n import gettext as _
 
 __all__ = ["AlertAction", "alert_payload", "render"]
 
@@ -74,12 +78,14 @@ def _source_line(item: dict[str, Any]) -> str:
 
 def _reason(item: dict[str, Any]) -> str:
     if item.get("topic") and item.get("source"):
-        return f"you follow “{item['topic']}” from {item['source']}"
+        return _("you follow “{topic}” from {source}").format(
+            topic=item["topic"], source=item["source"]
+        )
     if item.get("topic"):
-        return f"you follow “{item['topic']}”"
+        return _("you follow “{topic}”").format(topic=item["topic"])
     if item.get("source"):
-        return f"you follow {item['source']}"
-    return "you follow every new article"
+        return _("you follow {source}").format(source=item["source"])
+    return _("you follow every new article")
 
 
 def _alert(item: dict[str, Any]) -> tuple[dict[str, Any], InlineKeyboardMarkup]:
@@ -88,26 +94,31 @@ def _alert(item: dict[str, Any]) -> tuple[dict[str, Any], InlineKeyboardMarkup]:
         parts += ["\n", line]
     parts += [
         "\n\n",
-        Italic(f"Why you got this: {_reason(item)}"),
+        Italic(_("Why you got this: {reason}").format(reason=_reason(item))),
         "\n",
         BlockQuote(_cut(item["quote"], 900)),
     ]
     also = item.get("also") or []
     if also:
-        parts += ["\n", "Also reported by: "]
+        outlets: list[Any] = []
         for number, other in enumerate(also[:5]):
-            parts += [
+            outlets += [
                 ", " if number else "",
                 _headline({**other, "title": other["outlet"] or other["title"]}),
             ]
+        parts += ["\n", fill(_("Also reported by: {outlets}"), outlets=Text(*outlets))]
     article, sub = item["article_id"], int(item.get("sub_id") or 0)
     label = item.get("topic") or item.get("source") or ""
-    mute = f"🔕 Mute “{_cut(label, LABEL_TOPIC_CHARS)}”" if label else "🔕 Mute these alerts"
+    mute = (
+        _("🔕 Mute “{topic}”").format(topic=_cut(label, LABEL_TOPIC_CHARS))
+        if label
+        else _("🔕 Mute these alerts")
+    )
     keyboard = InlineKeyboardMarkup(
         inline_keyboard=[
             [
                 InlineKeyboardButton(
-                    text="💬 Ask about this article",
+                    text=_("💬 Ask about this article"),
                     callback_data=AlertAction(action="ask", article=article, sub=sub).pack(),
                 ),
                 InlineKeyboardButton(
@@ -123,8 +134,11 @@ def _alert(item: dict[str, Any]) -> tuple[dict[str, Any], InlineKeyboardMarkup]:
 def _digest(payload: dict[str, Any]) -> dict[str, Any]:
     items = payload["items"]
     more = payload.get("more", 0)
+    total = len(items) + more
     header = Bold(
-        f"Your digest: {len(items) + more} new article{'s' if len(items) + more != 1 else ''}"
+        ngettext(
+            "Your digest: {count} new article", "Your digest: {count} new articles", total
+        ).format(count=total)
     )
     parts: list[Any] = [header]
     length = len(header.as_kwargs()["text"])
@@ -132,7 +146,8 @@ def _digest(payload: dict[str, Any]) -> dict[str, Any]:
         entry: list[Any] = ["\n\n• ", _headline(item)]
         if line := _source_line(item):
             entry += ["\n", line]
-        entry += ["\n", Italic(_reason(item).capitalize())]
+        reason = _reason(item)
+        entry += ["\n", Italic(reason[:1].upper() + reason[1:])]
         size = len(Text(*entry).as_kwargs()["text"])
         if length + size > TEXT_LIMIT - 100:
             more += 1
@@ -140,15 +155,14 @@ def _digest(payload: dict[str, Any]) -> dict[str, Any]:
         parts += entry
         length += size
     if more:
-        parts.append(f"\n\n…and {more} more: ask me about them.")
+        parts += ["\n\n", _("…and {count} more: ask me about them.").format(count=more)]
     return Text(*parts).as_kwargs()
 
 
 def _date(value: str | None) -> str:
     if not value:
         return ""
-    day = date.fromisoformat(value)
-    return f"{day.day} {day:%B %Y}"
+    return format_date(date.fromisoformat(value), "d MMMM y", locale=current_language())
 
 
 def _cut(text: str, limit: int) -> str:

@@ -19,6 +19,8 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.formatting import Bold, Code, Text, as_key_value, as_list
 
 from bot.answers import typing
+from bot.i18n import fill, ngettext
+from bot.i18n import gettext as _
 from bot.rendering import clip, html
 from bot.services import Services
 from bot.settings import BotSettings
@@ -46,13 +48,15 @@ class IsAdmin(Filter):
 
 
 def size_text(size: int) -> str:
-    """``1.2 MB``."""
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+    """``1.2 MB`` (units in the current language)."""
+    if size < 1024:
+        return ngettext("{count} byte", "{count} bytes", size).format(count=size)
+    value = size / 1024
+    for unit in (_("{size} KB"), _("{size} MB")):
+        if value < 1024:
+            return unit.format(size=f"{value:.1f}")
         value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
+    return _("{size} GB").format(size=f"{value:.1f}")
 
 
 def duration_text(seconds: float) -> str:
@@ -61,40 +65,49 @@ def duration_text(seconds: float) -> str:
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
     if days:
-        return f"{days} d {hours} h"
+        return _("{days} d {hours} h").format(days=days, hours=hours)
     if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+        return _("{hours} h {minutes} min").format(hours=hours, minutes=f"{minutes:02d}")
+    if minutes:
+        return _("{minutes} min {seconds} s").format(minutes=minutes, seconds=f"{secs:02d}")
+    return _("{seconds} s").format(seconds=secs)
 
 
 def report_text(report: IngestReport) -> Text:
     """What an ingestion added, updated, left unchanged or could not read, and why."""
     lines: list[Text] = []
-    for label, titles in (("Added", report.added), ("Updated", report.updated)):
-        lines += [Text(f"{label}: ", Bold(clip(title, 120))) for title in titles[:20]]
-    lines += [Text("Already indexed: ", clip(title, 120)) for title in report.unchanged[:20]]
-    lines += [Text("Failed: ", clip(name, 80), " — ", reason) for name, reason in report.failed]
+    changed = ((_("Added: {title}"), report.added), (_("Updated: {title}"), report.updated))
+    for template, titles in changed:
+        lines += [fill(template, title=Bold(clip(title, 120))) for title in titles[:20]]
+    unchanged = _("Already indexed: {title}")
+    lines += [fill(unchanged, title=clip(title, 120)) for title in report.unchanged[:20]]
+    failed = _("Failed: {name} — {reason}")
+    lines += [fill(failed, name=clip(name, 80), reason=reason) for name, reason in report.failed]
     if report.passages:
-        lines.append(Text(f"{report.passages} passages indexed."))
-    return as_list(*lines) if lines else Text("Nothing to add: no articles found.")
+        indexed = ngettext("{count} passage indexed.", "{count} passages indexed.", report.passages)
+        lines.append(Text(indexed.format(count=report.passages)))
+    return as_list(*lines) if lines else Text(_("Nothing to add: no articles found."))
 
 
 async def stats_text(services: Services) -> Text:
     """The /stats answer."""
     stats = await services.index.stats()
     subscribers = await services.count_subscribers() if services.count_subscribers else None
-    last = stats.last_ingest.strftime("%Y-%m-%d %H:%M UTC") if stats.last_ingest else "never"
+    last = stats.last_ingest.strftime("%Y-%m-%d %H:%M UTC") if stats.last_ingest else _("never")
+    model = _("{model} ({dimension} dimensions)").format(
+        model=stats.model, dimension=stats.dimension
+    )
     return as_list(
-        Bold("📊 Statistics"),
-        as_key_value("Articles", stats.articles),
-        as_key_value("Passages", stats.passages),
-        as_key_value("Outlets", stats.outlets),
-        as_key_value("Index size", size_text(stats.index_bytes)),
-        as_key_value("Model", f"{stats.model} ({stats.dimension} dimensions)"),
-        as_key_value("Last ingest", last),
-        as_key_value("Subscribers", "n/a" if subscribers is None else subscribers),
-        as_key_value("Uptime", duration_text(services.uptime)),
-        as_key_value("Reindex", "running" if services.reindexing else "idle"),
+        Bold(_("📊 Statistics")),
+        as_key_value(_("Articles"), stats.articles),
+        as_key_value(_("Passages"), stats.passages),
+        as_key_value(_("Outlets"), stats.outlets),
+        as_key_value(_("Index size"), size_text(stats.index_bytes)),
+        as_key_value(_("Model"), model),
+        as_key_value(_("Last ingest"), last),
+        as_key_value(_("Subscribers"), _("n/a") if subscribers is None else subscribers),
+        as_key_value(_("Uptime"), duration_text(services.uptime)),
+        as_key_value(_("Reindex"), _("running") if services.reindexing else _("idle")),
     )
 
 
@@ -110,7 +123,7 @@ async def add(message: Message, command: CommandObject, bot: Bot, index: Article
     """/add URL: fetch an article page and ingest it."""
     url = (command.args or "").strip()
     if not url.startswith(("http://", "https://")) or " " in url:
-        await message.answer("Usage: /add URL (an http:// or https:// article page).")
+        await message.answer(_("Usage: /add URL (an http:// or https:// article page)."))
         return
     async with typing(bot, message):
         report = await index.ingest([url])
@@ -124,21 +137,23 @@ async def upload(message: Message, bot: Bot, index: ArticleIndex, settings: BotS
     name = document.file_name or "upload.txt"
     limit = min(settings.max_input_bytes, TELEGRAM_DOWNLOAD_LIMIT)
     if PurePath(name).suffix.lower() not in DOCUMENT_EXTENSIONS:
-        kinds = " ".join(DOCUMENT_EXTENSIONS)
-        await message.answer(
-            html(Text(f"I can ingest these file types: {kinds}. ", clip(name, 80), " is not one."))
+        text = fill(
+            _("I can ingest these file types: {kinds}. {name} is not one."),
+            kinds=" ".join(DOCUMENT_EXTENSIONS),
+            name=clip(name, 80),
         )
+        await message.answer(html(text))
     elif document.file_size and document.file_size > limit:
-        await message.answer(
-            html(
-                Text(
-                    clip(name, 80),
-                    f" is too large ({size_text(document.file_size)}; the limit is "
-                    f"{size_text(limit)}, set by MAX_INPUT_BYTES and Telegram's 20 MB download "
-                    "cap).",
-                )
-            )
+        text = fill(
+            _(
+                "{name} is too large ({size}; the limit is {limit}, set by MAX_INPUT_BYTES "
+                "and Telegram's 20 MB download cap)."
+            ),
+            name=clip(name, 80),
+            size=size_text(document.file_size),
+            limit=size_text(limit),
         )
+        await message.answer(html(text))
     else:
         async with typing(bot, message, "upload_document"):
             data = await bot.download(document, destination=io.BytesIO())
@@ -152,15 +167,24 @@ async def remove(message: Message, command: CommandObject, index: ArticleIndex) 
     target = (command.args or "").strip()
     if not target:
         recent = [Text(Code(info.id), " ", clip(info.title, 60)) for info in await index.latest(5)]
-        usage = Text("Usage: /remove ARTICLE_ID or /remove URL.")
-        text = as_list(usage, "", Bold("Recent articles"), *recent) if recent else usage
+        usage = Text(_("Usage: /remove ARTICLE_ID or /remove URL."))
+        text = as_list(usage, "", Bold(_("Recent articles")), *recent) if recent else usage
         await message.answer(html(text))
         return
     info = await index.remove(target)
     if info is None:
-        await message.answer(html(Text("No article has the id or URL ", Code(target), ".")))
+        text = fill(_("No article has the id or URL {target}."), target=Code(target))
+        await message.answer(html(text))
         return
-    removed = Text("Removed ", Bold(info.title), f" and its {info.passages} passages.")
+    removed = fill(
+        ngettext(
+            "Removed {title} and its {count} passage.",
+            "Removed {title} and its {count} passages.",
+            info.passages,
+        ),
+        title=Bold(info.title),
+        count=info.passages,
+    )
     await message.answer(html(removed))
 
 
@@ -168,22 +192,22 @@ async def reindex(message: Message, services: Services) -> None:
     """/reindex: rebuild in the background, editing one status message with progress."""
     if services.reindexing:
         await message.answer(
-            "A reindex is already running; its status message above shows the progress."
+            _("A reindex is already running; its status message above shows the progress.")
         )
         return
-    status = await message.answer("🔄 Reindexing: starting…")
+    status = await message.answer(_("🔄 Reindexing: starting…"))
     services.reindex_task = services.spawn(_reindex(status, services.index), "reindex")
 
 
 async def refuse(message: Message) -> None:
     """An admin command from someone who is not an admin: refuse, run nothing."""
-    await message.answer("Sorry, that command is only for the bot's admins.")
+    await message.answer(_("Sorry, that command is only for the bot's admins."))
 
 
 async def refuse_upload(message: Message) -> None:
     """A file from someone who is not an admin, in a private chat."""
     await message.answer(
-        "Only the bot's admins can add articles. Send me your question as a text message."
+        _("Only the bot's admins can add articles. Send me your question as a text message.")
     )
 
 
@@ -209,7 +233,9 @@ class _Progress:
             await self.changed.wait()
             self.changed.clear()
             percent = 100 * self.done // self.total if self.total else 100
-            text = f"🔄 Reindexing: {self.done:,} of {self.total:,} passages ({percent}%)…"
+            text = _("🔄 Reindexing: {done} of {total} passages ({percent}%)…").format(
+                done=f"{self.done:,}", total=f"{self.total:,}", percent=percent
+            )
             if text != shown:
                 with contextlib.suppress(TelegramBadRequest):
                     await self.status.edit_text(text)
@@ -229,16 +255,21 @@ async def _reindex(status: Message, index: ArticleIndex) -> None:
     try:
         report = await index.reindex(on_progress)
     except ArticleIndexError as error:
-        text = Text(f"Reindex not started: {error}.")
+        text = Text(_("Reindex not started: {error}.").format(error=error))
     except Exception:
         log.exception("Reindex failed")
         text = Text(
-            "❌ Reindex failed; the previous index is still in use. Details are in the log."
+            _("❌ Reindex failed; the previous index is still in use. Details are in the log.")
         )
     else:
         text = Text(
-            f"✅ Reindex finished: {report.articles:,} articles, {report.passages:,} passages "
-            f"in {report.seconds:.1f} s."
+            _(
+                "✅ Reindex finished: {articles} articles, {passages} passages in {seconds} s."
+            ).format(
+                articles=f"{report.articles:,}",
+                passages=f"{report.passages:,}",
+                seconds=f"{report.seconds:.1f}",
+            )
         )
     finally:
         shower.cancel()

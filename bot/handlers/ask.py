@@ -10,9 +10,10 @@ from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import Message
-from aiogram.utils.formatting import Text
 
 from bot.answers import answer_question
+from bot.i18n import fill
+from bot.i18n import gettext as _
 from bot.query_state import QueryStore
 from bot.rendering import clip
 from bot.settings import BotSettings
@@ -80,14 +81,15 @@ async def mention_question(
 async def unknown_command(message: Message) -> None:
     """A command the bot does not have (private chats only: in groups it may be another bot's)."""
     command = clip((message.text or "").split()[0], 64)
-    await message.answer(
-        **Text("I don't know the command ", command, ". See /help for what I can do.").as_kwargs()
+    text = fill(
+        _("I don't know the command {command}. See /help for what I can do."), command=command
     )
+    await message.answer(**text.as_kwargs())
 
 
 async def not_text(message: Message) -> None:
     """Stickers, photos, voice notes and the like in a private chat."""
-    await message.answer("I can only read text. Send me your question as a message.")
+    await message.answer(_("I can only read text. Send me your question as a message."))
 
 
 def create_router() -> Router:

@@ -21,11 +21,14 @@ from aiogram.methods import AnswerCallbackQuery, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import CallbackQuery, Message
 
+from bot.i18n import N_
+from bot.i18n import gettext as _
+
 __all__ = ["STALE_BUTTON", "ExpiredQueryMiddleware", "OnVisibleMessage", "create_router"]
 
 log = logging.getLogger(__name__)
 
-STALE_BUTTON = "This button no longer works. Send your question or command again."
+STALE_BUTTON = N_("This button no longer works. Send your question or command again.")
 _EXPIRED_QUERY = ("query is too old", "query id is invalid")  # Telegram's 400 descriptions
 
 
@@ -49,7 +52,7 @@ def _has_button(message: Message, data: str | None) -> bool:
 
 async def stale_button(query: CallbackQuery) -> None:
     """A press no feature handler took: say the button no longer works."""
-    await query.answer(STALE_BUTTON)
+    await query.answer(_(STALE_BUTTON))
 
 
 class ExpiredQueryMiddleware(BaseRequestMiddleware):

@@ -10,13 +10,15 @@ from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent, Update
 
+from bot.i18n import N_
+from bot.i18n import gettext as _
 from bot.services import BlockedHook
 
 __all__ = ["APOLOGY", "create_router"]
 
 log = logging.getLogger(__name__)
 
-APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
+APOLOGY = N_("Sorry, something went wrong on my side. Please try again in a moment.")
 
 
 def _chat_of(update: Update) -> tuple[int | None, int | None]:
@@ -46,7 +48,7 @@ async def apologise(event: ErrorEvent, bot: Bot) -> None:
     query = event.update.callback_query
     if query is not None:
         try:
-            await query.answer(APOLOGY, show_alert=True)
+            await query.answer(_(APOLOGY), show_alert=True)
             return
         except TelegramAPIError:  # already answered: say it in the chat instead
             pass
@@ -54,7 +56,7 @@ async def apologise(event: ErrorEvent, bot: Bot) -> None:
     if chat_id is None:
         return
     try:
-        await bot.send_message(chat_id, APOLOGY, message_thread_id=thread_id)
+        await bot.send_message(chat_id, _(APOLOGY), message_thread_id=thread_id)
     except TelegramAPIError as error:
         log.warning("Could not apologise for update %s: %s", event.update.update_id, error)
 

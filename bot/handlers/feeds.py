@@ -11,12 +11,14 @@ from aiogram.types import Message
 from aiogram.utils.formatting import Bold, Code, Text, as_list
 
 from bot.alerts.service import AlertsService
+from bot.i18n import N_, fill, ngettext
+from bot.i18n import gettext as _
 from bot.rendering import clip
 from bot.storage import FeedRow
 
 __all__ = ["IsBotAdmin", "create_router"]
 
-USAGE = "Use /feeds, /feeds add URL or /feeds remove URL."
+USAGE = N_("Use /feeds, /feeds add URL or /feeds remove URL.")
 LIST_LIMIT = 3800
 
 
@@ -41,36 +43,47 @@ async def feeds(message: Message, command: CommandObject, alerts: AlertsService)
     elif len(words) == 2 and words[0].lower() == "remove":
         removed = await alerts.remove_feed(words[1])
         url = Code(clip(words[1], 300))
-        reply = (
-            Text("Removed ", url, ".") if removed else Text("No feed ", url, ": /feeds lists them.")
-        )
-        await message.answer(**reply.as_kwargs())
+        template = _("Removed {url}.") if removed else _("No feed {url}: /feeds lists them.")
+        await message.answer(**fill(template, url=url).as_kwargs())
     else:
-        await message.answer(USAGE)
+        await message.answer(_(USAGE))
 
 
 async def add_feed(message: Message, url: str, alerts: AlertsService) -> None:
     """Add a feed and report its first poll (which indexes its backlog without alerts)."""
     feed, created, report = await alerts.add_feed(url)
-    verb = "Added" if created else "Resumed"
     if report.error:
-        await message.answer(
-            **Text(f"{verb} {url}, but it failed: {report.error}. I will keep trying.").as_kwargs()
+        template = (
+            _("Added {url}, but it failed: {error}. I will keep trying.")
+            if created
+            else _("Resumed {url}, but it failed: {error}. I will keep trying.")
         )
+        await message.answer(**Text(template.format(url=url, error=report.error)).as_kwargs())
         return
+    name = feed.title or url
+    head = _("Added {feed}") if created else _("Resumed {feed}")
+    found = ngettext("{count} entry in the feed.", "{count} entries in the feed.", report.entries)
+    added = ngettext(
+        "{count} new article indexed.", "{count} new articles indexed.", len(report.added)
+    )
+    lines = [found.format(count=report.entries), added.format(count=len(report.added))]
+    if report.duplicates:
+        skipped = ngettext(
+            "{count} duplicate skipped.", "{count} duplicates skipped.", len(report.duplicates)
+        )
+        lines.append(skipped.format(count=len(report.duplicates)))
     await message.answer(
         **as_list(
-            Bold(f"{verb} {feed.title or url}"),
-            f"{report.entries} entries, {len(report.added)} new articles indexed"
-            f"{f', {len(report.duplicates)} duplicates skipped' if report.duplicates else ''}.",
-            f"Polled every {_duration(_interval(alerts, feed))}.",
+            Bold(head.format(feed=name)),
+            *lines,
+            _("Polled every {interval}.").format(interval=_duration(_interval(alerts, feed))),
         ).as_kwargs()
     )
 
 
 async def refuse(message: Message) -> None:
     """Anyone not in ADMIN_IDS."""
-    await message.answer("Only the bot's admins can manage feeds.")
+    await message.answer(_("Only the bot's admins can manage feeds."))
 
 
 def _interval(alerts: AlertsService, feed: FeedRow) -> float:
@@ -79,13 +92,14 @@ def _interval(alerts: AlertsService, feed: FeedRow) -> float:
 
 def _feed_list(rows: list[FeedRow]) -> dict[str, Any]:
     if not rows:
-        return Text("No feeds yet. ", USAGE).as_kwargs()
-    lines: list[Any] = [Bold(f"{len(rows)} feed{'s' if len(rows) != 1 else ''}:")]
+        return Text(_("No feeds yet."), " ", _(USAGE)).as_kwargs()
+    heading = ngettext("{count} feed:", "{count} feeds:", len(rows)).format(count=len(rows))
+    lines: list[Any] = [Bold(heading)]
     size = 0
     for number, feed in enumerate(rows, start=1):
         entry = Text(
             f"{number}. ",
-            Bold(feed.title or "(untitled)"),
+            Bold(feed.title or _("(untitled)")),
             "\n",
             Code(feed.url),
             "\n",
@@ -93,7 +107,7 @@ def _feed_list(rows: list[FeedRow]) -> dict[str, Any]:
         )
         size += len(entry.as_kwargs()["text"])
         if size > LIST_LIMIT:
-            lines.append(f"…and {len(rows) - number + 1} more.")
+            lines.append(_("…and {count} more.").format(count=len(rows) - number + 1))
             break
         lines.append(entry)
     return as_list(*lines, sep="\n\n").as_kwargs()
@@ -102,37 +116,49 @@ def _feed_list(rows: list[FeedRow]) -> dict[str, Any]:
 def _status(feed: FeedRow) -> str:
     now = time.time()
     ok = (
-        f"last success {_ago(now, feed.last_success_at)}"
+        _("last success {ago}").format(ago=_ago(now, feed.last_success_at))
         if feed.last_success_at
-        else "not fetched yet"
+        else _("not fetched yet")
     )
-    parts = [f"{feed.articles} articles", ok]
+    articles = ngettext("{count} article", "{count} articles", feed.articles)
+    parts = [articles.format(count=feed.articles), ok]
+    error = feed.last_error or ""
     if feed.paused:
-        return f"⏸ paused after {feed.failures} failures: {feed.last_error} · " + ", ".join(parts)
-    if feed.failures:
-        parts.append(
-            f"⚠ last error {_ago(now, feed.last_error_at)}: {feed.last_error} "
-            f"({feed.failures} in a row)"
+        paused = ngettext(
+            "⏸ paused after {count} failure: {error} · {status}",
+            "⏸ paused after {count} failures: {error} · {status}",
+            feed.failures,
         )
-    elif feed.last_error:
-        parts.append(f"last error {_ago(now, feed.last_error_at)}: {feed.last_error}")
+        return paused.format(count=feed.failures, error=error, status=", ".join(parts))
     if feed.failures:
+        failing = ngettext(
+            "⚠ last error {ago}: {error} ({count} in a row)",
+            "⚠ last error {ago}: {error} ({count} in a row)",
+            feed.failures,
+        )
+        parts.append(
+            failing.format(ago=_ago(now, feed.last_error_at), error=error, count=feed.failures)
+        )
         return " · ".join(parts)
+    if feed.last_error:
+        last = _("last error {ago}: {error}")
+        parts.append(last.format(ago=_ago(now, feed.last_error_at), error=error))
     return ("✅ " if feed.last_success_at else "⏳ ") + " · ".join(parts)
 
 
 def _ago(now: float, then: float | None) -> str:
-    return f"{_duration(max(now - (then or now), 0))} ago"
+    return _("{duration} ago").format(duration=_duration(max(now - (then or now), 0)))
 
 
 def _duration(seconds: float) -> str:
     if seconds < 90:
-        return f"{int(seconds)} s"
+        return _("{count} s").format(count=int(seconds))
     if seconds < 5400:
-        return f"{round(seconds / 60)} min"
+        return _("{count} min").format(count=round(seconds / 60))
     if seconds < 2 * 86400:
-        return f"{round(seconds / 3600)} h"
-    return f"{round(seconds / 86400)} days"
+        return _("{count} h").format(count=round(seconds / 3600))
+    days = round(seconds / 86400)
+    return ngettext("{count} day", "{count} days", days).format(count=days)
 
 
 def create_router() -> Router:

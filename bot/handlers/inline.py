@@ -14,9 +14,10 @@ from aiogram.types import (
 )
 
 from bot.deep_links import encode_question
+from bot.i18n import gettext as _
 from bot.rendering import clip, format_date, hit_text, html
 from bot.settings import BotSettings
-from index import ArticleIndex, Hit
+from index import ArticleIndex, Hit, model_reads, question_language
 
 __all__ = ["create_router", "inline_result"]
 
@@ -30,7 +31,7 @@ def inline_result(hit: Hit) -> InlineQueryResultArticle:
     source = " · ".join(filter(None, [hit.outlet, format_date(hit.published)]))
     keyboard = None
     if hit.url:
-        button = InlineKeyboardButton(text="Read the article", url=hit.url)
+        button = InlineKeyboardButton(text=_("Read the article"), url=hit.url)
         keyboard = InlineKeyboardMarkup(inline_keyboard=[[button]])
     return InlineQueryResultArticle(
         id=f"p{hit.passage_id}",
@@ -49,7 +50,15 @@ async def inline_search(query: InlineQuery, index: ArticleIndex, settings: BotSe
     offset = int(query.offset) if query.offset.isdigit() else 0
     if len(question) < MIN_QUERY:
         hint = InlineQueryResultsButton(
-            text="Type a question about the news", start_parameter="inline"
+            text=_("Type a question about the news"), start_parameter="inline"
+        )
+        await query.answer([], cache_time=300, button=hint)
+        return
+    if not model_reads(
+        question_language(question), settings.embedding_model, settings.embedding_multilingual
+    ):
+        hint = InlineQueryResultsButton(
+            text=_("I understand questions in English only"), start_parameter="inline"
         )
         await query.answer([], cache_time=300, button=hint)
         return
@@ -59,7 +68,7 @@ async def inline_search(query: InlineQuery, index: ArticleIndex, settings: BotSe
     if not result.hits and offset == 0:
         payload = encode_question(question) or "inline"
         button = InlineQueryResultsButton(
-            text="Nothing found: ask me in private", start_parameter=payload
+            text=_("Nothing found: ask me in private"), start_parameter=payload
         )
     await query.answer(
         [inline_result(hit) for hit in result.hits],

@@ -10,6 +10,8 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.answers import next_page, typing, without_more_button
 from bot.handlers.buttons import OnVisibleMessage
+from bot.i18n import N_
+from bot.i18n import gettext as _
 from bot.query_state import FullArticle, MoreResults, QueryStore
 from bot.rendering import article_parts, html
 from bot.settings import BotSettings
@@ -17,8 +19,8 @@ from index import ArticleIndex
 
 __all__ = ["EXPIRED", "create_router"]
 
-EXPIRED = "This answer has expired. Please ask your question again."
-GONE = "That article is no longer in the index."
+EXPIRED = N_("This answer has expired. Please ask your question again.")
+GONE = N_("That article is no longer in the index.")
 
 
 async def more_results(
@@ -34,7 +36,7 @@ async def more_results(
     state = queries.get(callback_data.token)
     # a page starts after hits already shown: any other offset was not made by this bot
     if state is None or not 0 < callback_data.offset <= len(state.article_ids):
-        await query.answer(EXPIRED, show_alert=True)
+        await query.answer(_(EXPIRED), show_alert=True)
         return
     await query.answer()
     async with typing(bot, message):
@@ -57,11 +59,11 @@ async def full_article(
     state = queries.get(callback_data.token)
     article_id = state.article_id(callback_data.number) if state else None
     if article_id is None:
-        await query.answer(EXPIRED, show_alert=True)
+        await query.answer(_(EXPIRED), show_alert=True)
         return
     article = await index.article(article_id)
     if article is None:
-        await query.answer(GONE, show_alert=True)
+        await query.answer(_(GONE), show_alert=True)
         return
     await query.answer()
     for part in article_parts(article):

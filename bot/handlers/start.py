@@ -9,48 +9,38 @@ from aiogram.utils.formatting import Bold, Text, as_list
 
 from bot.answers import answer_question
 from bot.deep_links import decode_question
+from bot.i18n import fill
+from bot.i18n import gettext as _
+from bot.menus import ADMIN_COMMANDS, USER_COMMANDS
 from bot.query_state import QueryStore
 from bot.rendering import html, latest_text, sources_text
 from bot.settings import BotSettings
 from index import ArticleIndex
 
-__all__ = ["ADMIN_COMMANDS", "USER_COMMANDS", "create_router", "help_text"]
+__all__ = ["create_router", "help_text"]
 
-USER_COMMANDS = {
-    "ask": "Ask a question about the news",
-    "latest": "The newest articles",
-    "sources": "The outlets I have read",
-    "subscribe": "Alerts for new articles: /subscribe [topic] [source:outlet]",
-    "subscriptions": "Your alerts, with buttons to remove them",
-    "unsubscribe": "Stop all alerts in this chat",
-    "alerts": "Instant alerts or a daily digest: /alerts digest 8",
-    "quiet": "Quiet hours: /quiet 22-7 or /quiet off",
-    "timezone": "Your time zone for digests and quiet hours: /timezone +2",
-    "help": "How to use this bot",
-}
-ADMIN_COMMANDS = {
-    "stats": "Index and bot statistics",
-    "add": "Add an article: /add URL (or send a file)",
-    "remove": "Remove an article: /remove ID or URL",
-    "reindex": "Rebuild the search index",
-    "feeds": "News feeds: /feeds, /feeds add URL, /feeds remove URL",
-}
 LATEST_COUNT = 8
 
 
 def help_text(bot_username: str, is_admin: bool) -> Text:
     """What the bot does and how to talk to it."""
-    commands = [Text(f"/{name} — {about}") for name, about in USER_COMMANDS.items()]
-    if is_admin:
-        commands += [Text(f"/{name} — {about}") for name, about in ADMIN_COMMANDS.items()]
+    menu = {**USER_COMMANDS, **(ADMIN_COMMANDS if is_admin else {})}
+    commands = [Text(f"/{name} — ", _(about)) for name, about in menu.items()]
     return Text(
-        "I answer questions about the news articles I have read, quoting the passages "
-        "that answer them, with a link to each source.\n\n",
-        Bold("How to ask"),
-        "\n• Here: just send your question.\n"
-        "• In groups: /ask your question, mention me, or reply to one of my messages.\n"
-        f"• In any chat: type @{bot_username} and your question to share an answer.\n\n",
-        Bold("Commands"),
+        _(
+            "I answer questions about the news articles I have read, quoting the passages "
+            "that answer them, with a link to each source."
+        ),
+        "\n\n",
+        Bold(_("How to ask")),
+        "\n",
+        _(
+            "• Here: just send your question.\n"
+            "• In groups: /ask your question, mention me, or reply to one of my messages.\n"
+            "• In any chat: type @{bot} and your question to share an answer."
+        ).format(bot=bot_username),
+        "\n\n",
+        Bold(_("Commands")),
         "\n",
         as_list(*commands),
     )
@@ -69,14 +59,23 @@ async def start(
     if question:
         await answer_question(message, question, bot, index, queries, settings)
         return
-    name = message.from_user.first_name if message.from_user else "there"
-    greeting = Text(
-        "Hello, ",
-        Bold(name),
-        "! Ask me anything about the news, for example: "
-        "“What did the central bank decide?”\n\nSee /help for everything I can do.",
-    )
-    await message.answer(html(greeting))
+    if message.from_user is None:
+        greeting = Text(
+            _(
+                "Hello! Ask me anything about the news, for example: "
+                "“What did the central bank decide?”"
+            )
+        )
+    else:
+        greeting = fill(
+            _(
+                "Hello, {name}! Ask me anything about the news, for example: "
+                "“What did the central bank decide?”"
+            ),
+            name=Bold(message.from_user.first_name),
+        )
+    more = _("See /help for everything I can do.")
+    await message.answer(html(Text(greeting, "\n\n", more)))
 
 
 async def help_command(message: Message, bot: Bot, settings: BotSettings) -> None:

@@ -28,6 +28,8 @@ from pydantic import Field
 from bot.alerts.rendering import AlertAction
 from bot.alerts.service import SUBSCRIPTIONS_PER_CHAT, AlertsService
 from bot.handlers.buttons import OnVisibleMessage
+from bot.i18n import N_, fill, ngettext
+from bot.i18n import gettext as _
 from bot.rendering import clip
 from bot.storage import ChatPrefs, Subscription, SubscriptionLimitError
 from index import SearchFilters
@@ -37,7 +39,7 @@ __all__ = ["ManagesChat", "SubAction", "create_router"]
 MAX_TOPIC_CHARS = 100
 MAX_OUTLET_CHARS = 60
 CALLBACK_TEXT_LIMIT = 200  # Telegram's limit for answerCallbackQuery texts
-SUBSCRIBE_USAGE = (
+SUBSCRIBE_USAGE = N_(
     "Use /subscribe (every article), /subscribe TOPIC, /subscribe source:OUTLET or both, "
     'with one source (quote names with spaces: source:"Daily Test").'
 )
@@ -48,7 +50,7 @@ _QUIET = re.compile(r"^(\d{1,2})(?::00)?\s*-\s*(\d{1,2})(?::00)?$")
 _OFFSET = re.compile(r"^(?:utc|gmt)?\s*([+-])?(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 _ZONE_MINUTES = {0, 15, 30, 45}  # every time zone in use is offset by whole quarter hours
 ADMIN_STATUSES = {"creator", "administrator"}
-NOT_ADMIN = "Only this group's admins can change its subscriptions."
+NOT_ADMIN = N_("Only this group's admins can change its subscriptions.")
 MANAGE_COMMANDS = ("subscribe", "unsubscribe", "alerts", "quiet", "timezone")
 MAX_ROW_ID = 2**63 - 1  # SQLite's largest integer: a larger id in button data is forged
 
@@ -100,19 +102,23 @@ async def subscribe(message: Message, command: CommandObject, alerts: AlertsServ
         result = await alerts.subscribe(message.chat.id, _thread(message), topic, outlet, user_id)
     except SubscriptionLimitError:
         await message.answer(
-            f"This chat already has {SUBSCRIPTIONS_PER_CHAT} subscriptions, the most I keep. "
-            "Remove one in /subscriptions first."
+            _(
+                "This chat already has {limit} subscriptions, the most I keep. "
+                "Remove one in /subscriptions first."
+            ).format(limit=SUBSCRIPTIONS_PER_CHAT)
         )
         return
-    what = result.subscription.describe()
-    head = f"✅ Subscribed: {what}." if result.created else f"You already follow {what}."
-    lines: list[Any] = [Bold(head)]
+    what = describe(result.subscription)
+    head = _("✅ Subscribed: {what}.") if result.created else _("You already follow {what}.")
+    lines: list[Any] = [Bold(head.format(what=what))]
     if not result.known_outlet:
-        lines.append(f"No article from “{outlet}” yet: check the name with /sources.")
+        lines.append(
+            _("No article from “{outlet}” yet: check the name with /sources.").format(outlet=outlet)
+        )
     prefs = await alerts.prefs(message.chat.id)
     lines += [
-        f"Delivery: {_describe_prefs(prefs)}.",
-        "Manage with /subscriptions, /alerts and /quiet.",
+        _("Delivery: {prefs}.").format(prefs=_describe_prefs(prefs)),
+        _("Manage with /subscriptions, /alerts and /quiet."),
     ]
     await message.answer(**as_list(*lines).as_kwargs())
 
@@ -123,15 +129,28 @@ def _parse_subscription(args: str) -> tuple[str, str] | str:
     found = _SOURCE.search(args)
     outlet = (found.group(1) or found.group(2)).strip().strip('"').strip() if found else ""
     if len(sources) > 1 or (sources and not outlet):
-        return SUBSCRIBE_USAGE
+        return _(SUBSCRIBE_USAGE)
     topic = " ".join(_SOURCE.sub(" ", args).split())
     if len(topic) > MAX_TOPIC_CHARS:
-        return f"That topic is too long: describe it in at most {MAX_TOPIC_CHARS} characters."
+        return _("That topic is too long: describe it in at most {limit} characters.").format(
+            limit=MAX_TOPIC_CHARS
+        )
     if len(outlet) > MAX_OUTLET_CHARS:
-        return (
-            f"That source name is too long: at most {MAX_OUTLET_CHARS} characters (see /sources)."
+        return _("That source name is too long: at most {limit} characters (see /sources).").format(
+            limit=MAX_OUTLET_CHARS
         )
     return topic, outlet
+
+
+def describe(sub: Subscription) -> str:
+    """How a subscription reads in lists: every new article / about X / from Y / both."""
+    if sub.topic and sub.outlet:
+        return _("about “{topic}” from {outlet}").format(topic=sub.topic, outlet=sub.outlet)
+    if sub.topic:
+        return _("about “{topic}”").format(topic=sub.topic)
+    if sub.outlet:
+        return _("from {outlet}").format(outlet=sub.outlet)
+    return _("every new article")
 
 
 async def list_subscriptions(message: Message, alerts: AlertsService) -> None:
@@ -143,17 +162,26 @@ async def list_subscriptions(message: Message, alerts: AlertsService) -> None:
 def _list_content(subs: list[Subscription]) -> dict[str, Any]:
     if not subs:
         return Text(
-            "No subscriptions here. Try /subscribe, /subscribe climate change "
-            "or /subscribe source:BBC."
+            _(
+                "No subscriptions here. Try /subscribe, /subscribe climate change "
+                "or /subscribe source:BBC."
+            )
         ).as_kwargs()
-    lines: list[Text] = [Bold("Subscriptions:")]
+    lines: list[Text] = [Bold(_("Subscriptions:"))]
     rows = []
     # SUBSCRIPTIONS_PER_CHAT entries of ~190 characters at most: one message, 20 buttons
     for number, sub in enumerate(subs[:SUBSCRIPTIONS_PER_CHAT], start=1):
-        muted = " (muted)" if sub.muted else ""
-        where = f" · topic {sub.thread_id}" if sub.thread_id else ""
-        lines.append(Text(f"{number}. {clip(sub.describe(), 160)}{muted}{where}"))
-        label = clip(f"✖ Remove {number}: {sub.describe()}", 48)
+        what = clip(describe(sub), 160)
+        if sub.muted and sub.thread_id:
+            line = _("{number}. {what} (muted) · topic {thread}")
+        elif sub.muted:
+            line = _("{number}. {what} (muted)")
+        elif sub.thread_id:
+            line = _("{number}. {what} · topic {thread}")
+        else:
+            line = "{number}. {what}"
+        lines.append(Text(line.format(number=number, what=what, thread=sub.thread_id)))
+        label = clip(_("✖ Remove {number}: {what}").format(number=number, what=describe(sub)), 48)
         rows.append(
             [
                 InlineKeyboardButton(
@@ -162,7 +190,7 @@ def _list_content(subs: list[Subscription]) -> dict[str, Any]:
             ]
         )
     if len(subs) > SUBSCRIPTIONS_PER_CHAT:
-        lines.append(Text(f"…and {len(subs) - SUBSCRIPTIONS_PER_CHAT} more."))
+        lines.append(Text(_("…and {count} more.").format(count=len(subs) - SUBSCRIPTIONS_PER_CHAT)))
     return {
         **as_list(*lines).as_kwargs(),
         "reply_markup": InlineKeyboardMarkup(inline_keyboard=rows),
@@ -176,27 +204,33 @@ async def remove_one(
     removed = await alerts.unsubscribe(message.chat.id, callback_data.id)
     subs = await alerts.subscriptions(message.chat.id)
     await message.edit_text(**_list_content(subs))
-    await query.answer("Removed." if removed else "Already removed.")
+    await query.answer(_("Removed.") if removed else _("Already removed."))
 
 
 async def unsubscribe(message: Message, alerts: AlertsService) -> None:
     """Ask for confirmation before removing every subscription of the chat."""
     subs = await alerts.subscriptions(message.chat.id)
     if not subs:
-        await message.answer("There is nothing to unsubscribe from here.")
+        await message.answer(_("There is nothing to unsubscribe from here."))
         return
     keyboard = InlineKeyboardMarkup(
         inline_keyboard=[
             [
                 InlineKeyboardButton(
-                    text="Yes, remove all", callback_data=SubAction(action="all").pack()
+                    text=_("Yes, remove all"), callback_data=SubAction(action="all").pack()
                 ),
-                InlineKeyboardButton(text="Cancel", callback_data=SubAction(action="keep").pack()),
+                InlineKeyboardButton(
+                    text=_("Cancel"), callback_data=SubAction(action="keep").pack()
+                ),
             ]
         ]
     )
-    count = f"{len(subs)} subscription{'s' if len(subs) != 1 else ''}"
-    await message.answer(f"Remove all {count} of this chat?", reply_markup=keyboard)
+    question = ngettext(
+        "Remove all {count} subscription of this chat?",
+        "Remove all {count} subscriptions of this chat?",
+        len(subs),
+    )
+    await message.answer(question.format(count=len(subs)), reply_markup=keyboard)
 
 
 async def confirm_unsubscribe(
@@ -205,12 +239,14 @@ async def confirm_unsubscribe(
     """The answer to the /unsubscribe confirmation."""
     if callback_data.action == "all":
         removed = await alerts.unsubscribe(message.chat.id)
-        await message.edit_text(
-            f"Unsubscribed: {removed} subscription{'s' if removed != 1 else ''} removed. "
-            "/subscribe to start again."
+        done = ngettext(
+            "Unsubscribed: {count} subscription removed. /subscribe to start again.",
+            "Unsubscribed: {count} subscriptions removed. /subscribe to start again.",
+            removed,
         )
+        await message.edit_text(done.format(count=removed))
     else:
-        await message.edit_text("Kept your subscriptions.")
+        await message.edit_text(_("Kept your subscriptions."))
     await query.answer()
 
 
@@ -221,8 +257,10 @@ async def alert_mode(message: Message, command: CommandObject, alerts: AlertsSer
     if not words:
         prefs = await alerts.prefs(message.chat.id)
         await message.answer(
-            f"Delivery: {_describe_prefs(prefs)}.\nChange with "
-            "/alerts instant or /alerts digest 8 (hour, your time)."
+            _(
+                "Delivery: {prefs}.\nChange with "
+                "/alerts instant or /alerts digest 8 (hour, your time)."
+            ).format(prefs=_describe_prefs(prefs))
         )
         return
     hour = _HOUR.match(words[1]) if len(words) == 2 else None
@@ -232,9 +270,9 @@ async def alert_mode(message: Message, command: CommandObject, alerts: AlertsSer
         digest_hour = int(hour.group(1)) if hour else 8
         prefs = await alerts.set_prefs(message.chat.id, mode="digest", digest_hour=digest_hour)
     else:
-        await message.answer("Use /alerts instant, or /alerts digest HH (0-23, your time).")
+        await message.answer(_("Use /alerts instant, or /alerts digest HH (0-23, your time)."))
         return
-    await message.answer(f"✅ Delivery: {_describe_prefs(prefs)}.")
+    await message.answer(_("✅ Delivery: {prefs}.").format(prefs=_describe_prefs(prefs)))
 
 
 async def quiet_hours(message: Message, command: CommandObject, alerts: AlertsService) -> None:
@@ -254,9 +292,9 @@ async def quiet_hours(message: Message, command: CommandObject, alerts: AlertsSe
             message.chat.id, quiet_start=int(span.group(1)), quiet_end=int(span.group(2))
         )
     else:
-        await message.answer("Use /quiet 22-7 (hours, your time) or /quiet off.")
+        await message.answer(_("Use /quiet 22-7 (hours, your time) or /quiet off."))
         return
-    await message.answer(f"✅ Delivery: {_describe_prefs(prefs)}.")
+    await message.answer(_("✅ Delivery: {prefs}.").format(prefs=_describe_prefs(prefs)))
 
 
 async def timezone(message: Message, command: CommandObject, alerts: AlertsService) -> None:
@@ -268,17 +306,23 @@ async def timezone(message: Message, command: CommandObject, alerts: AlertsServi
         minutes = -minutes if found.group(1) == "-" else minutes
     if found and int(found.group(3) or 0) not in _ZONE_MINUTES:
         await message.answer(
-            "Time zone offsets have minutes 00, 15, 30 or 45: e.g. /timezone +5:30 "
-            "or /timezone +5:45."
+            _(
+                "Time zone offsets have minutes 00, 15, 30 or 45: e.g. /timezone +5:30 "
+                "or /timezone +5:45."
+            )
         )
         return
     if minutes is None or not -12 * 60 <= minutes <= 14 * 60:
-        await message.answer("Use /timezone +2, /timezone -5:30 or /timezone 0 (offset from UTC).")
+        await message.answer(
+            _("Use /timezone +2, /timezone -5:30 or /timezone 0 (offset from UTC).")
+        )
         return
     await alerts.ensure_chat(message.chat.id, message.chat.type, message.chat.title)
     prefs = await alerts.set_prefs(message.chat.id, tz_minutes=minutes)
     await message.answer(
-        f"✅ Time zone {_zone(minutes)[1:-1]}. Delivery: {_describe_prefs(prefs)}."
+        _("✅ Time zone {zone}. Delivery: {prefs}.").format(
+            zone=_zone(minutes)[1:-1], prefs=_describe_prefs(prefs)
+        )
     )
 
 
@@ -288,14 +332,16 @@ async def mute(
     """The mute button under an alert: stop alerts of that subscription."""
     sub = await alerts.mute(message.chat.id, callback_data.sub)
     if sub is None:
-        await query.answer("That subscription no longer exists.")
+        await query.answer(_("That subscription no longer exists."))
         return
     resume = f"/subscribe {sub.topic}" if sub.topic else "/subscribe"
     if sub.outlet:
         resume += f' source:"{sub.outlet}"' if " " in sub.outlet else f" source:{sub.outlet}"
-    text = f"Muted: {sub.describe()}. {resume} resumes it."
+    text = _("Muted: {what}. {command} resumes it.").format(what=describe(sub), command=resume)
     if len(text) > CALLBACK_TEXT_LIMIT:
-        text = clip(f"Muted: {sub.describe()}", 150) + " (subscribe again to resume it)."
+        text = _("Muted: {what} (subscribe again to resume it).").format(
+            what=clip(describe(sub), 120)
+        )
     await query.answer(clip(text, CALLBACK_TEXT_LIMIT), show_alert=True)
 
 
@@ -305,15 +351,17 @@ async def ask_about(
     """The ask button under an alert: prompt for a question about that article."""
     article = await alerts.index.article(callback_data.article)
     if article is None:
-        await query.answer("That article is no longer in my index.", show_alert=True)
+        await query.answer(_("That article is no longer in my index."), show_alert=True)
         return
     prompt = await message.answer(
-        **Text(
-            "What would you like to know about “",
-            Bold(article.title),
-            "”? Reply to this message with your question.",
+        **fill(
+            _(
+                "What would you like to know about “{title}”? "
+                "Reply to this message with your question."
+            ),
+            title=Bold(article.title),
         ).as_kwargs(),
-        reply_markup=ForceReply(input_field_placeholder="Your question about this article"),
+        reply_markup=ForceReply(input_field_placeholder=_("Your question about this article")),
     )
     await alerts.add_ask_prompt(prompt.chat.id, prompt.message_id, article.id)
     await query.answer()
@@ -334,7 +382,7 @@ async def answer_about_article(message: Message, article_id: str, alerts: Alerts
     """Answer a question about one article with its best matching passages."""
     article = await alerts.index.article(article_id)
     if article is None:
-        await message.answer("That article is no longer in my index.")
+        await message.answer(_("That article is no longer in my index."))
         return
     filters = SearchFilters(
         outlets=(article.outlet,) if article.outlet else (),
@@ -346,8 +394,9 @@ async def answer_about_article(message: Message, article_id: str, alerts: Alerts
     headline = TextLink(article.title, url=article.url) if article.url else Bold(article.title)
     if not hits:
         await message.answer(
-            **Text(
-                "I found no answer to that in ", headline, ". Try other words, or read it in full."
+            **fill(
+                _("I found no answer to that in {headline}. Try other words, or read it in full."),
+                headline=headline,
             ).as_kwargs()
         )
         return
@@ -358,28 +407,28 @@ async def answer_about_article(message: Message, article_id: str, alerts: Alerts
             BlockQuote(hit.passage[:start], Bold(hit.passage[start:end]), hit.passage[end:]),
             "\n",
         ]
-    parts += ["From ", headline]
-    await message.answer(**Text(*parts).as_kwargs())
+    await message.answer(**Text(*parts, fill(_("From {headline}"), headline=headline)).as_kwargs())
 
 
 async def refuse(event: Message | CallbackQuery) -> None:
     """A group member who is not an admin tried to change the group's subscriptions."""
     if isinstance(event, CallbackQuery):
-        await event.answer(NOT_ADMIN, show_alert=True)
+        await event.answer(_(NOT_ADMIN), show_alert=True)
     else:
-        await event.answer(NOT_ADMIN)
+        await event.answer(_(NOT_ADMIN))
 
 
 def _describe_prefs(prefs: ChatPrefs) -> str:
     zone = _zone(prefs.tz_minutes)
-    text = (
-        f"daily digest at {prefs.digest_hour:02d}:00 {zone}"
-        if prefs.mode == "digest"
-        else "instant alerts"
-    )
-    if prefs.quiet_start is not None and prefs.quiet_end is not None and prefs.mode != "digest":
-        text += f", quiet {prefs.quiet_start:02d}:00-{prefs.quiet_end:02d}:00 {zone}"
-    return text
+    if prefs.mode == "digest":
+        return _("daily digest at {hour}:00 {zone}").format(
+            hour=f"{prefs.digest_hour:02d}", zone=zone
+        )
+    if prefs.quiet_start is not None and prefs.quiet_end is not None:
+        return _("instant alerts, quiet {start}:00-{end}:00 {zone}").format(
+            start=f"{prefs.quiet_start:02d}", end=f"{prefs.quiet_end:02d}", zone=zone
+        )
+    return _("instant alerts")
 
 
 def _zone(minutes: int) -> str:

@@ -81,6 +81,7 @@ async def test_command_menus_show_admin_commands_only_to_admins(running: Running
         "alerts",
         "quiet",
         "timezone",
+        "language",
         "help",
     ]
     assert menu({"type": "all_private_chats"}) == users
