@@ -26,7 +26,7 @@ from bot.alerts.service import AlertsService
 from bot.handlers import admin, ask, buttons, errors, inline, language, results, start
 from bot.handlers.alerts import create_routers as create_alert_routers
 from bot.heartbeat import HEARTBEAT_FILE, HEARTBEAT_INTERVAL
-from bot.i18n import LanguageMiddleware
+from bot.i18n import CachedLanguages, LanguageMiddleware
 from bot.menus import set_commands
 from bot.rate_limit import RateLimitMiddleware
 from bot.sending import KeepResponseTypes, RetryAfterMiddleware
@@ -142,6 +142,7 @@ def build_services(settings: BotSettings, index: ArticleIndex) -> Services:
         alerts=alerts,
         on_blocked=alerts.chat_blocked,
         count_subscribers=alerts.count_subscribers,
+        languages=CachedLanguages(alerts.store.chats.language, alerts.store.chats.set_language),
     )
 
 

@@ -30,6 +30,7 @@ from aiogram.exceptions import (
 from aiogram.types import LinkPreviewOptions
 
 from bot.alerts.rendering import render
+from bot.i18n import CachedLanguages, create_i18n, speaking
 from bot.storage import BotStore, OutboxRow
 
 __all__ = ["OutboxSender", "Pace", "SenderStats"]
@@ -97,6 +98,8 @@ class OutboxSender:
     ) -> None:
         self.outbox = store.outbox
         self.chats = store.chats
+        self.i18n = create_i18n()  # alerts are rendered in each chat's language
+        self.languages = CachedLanguages(store.chats.language, store.chats.set_language)
         self.bot = bot
         self.chat_interval = chat_interval
         self.max_attempts = max_attempts
@@ -190,7 +193,8 @@ class OutboxSender:
             self.wake()
 
     async def _send(self, row: OutboxRow) -> None:
-        content, keyboard = render(row.kind, row.payload)
+        with speaking(self.i18n, await self.languages.get(row.chat_id)):
+            content, keyboard = render(row.kind, row.payload)
         try:
             message = await self.bot.send_message(
                 chat_id=row.chat_id,

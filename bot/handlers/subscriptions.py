@@ -23,12 +23,13 @@ from aiogram.types import (
     Message,
 )
 from aiogram.utils.formatting import BlockQuote, Bold, Text, TextLink, as_list
+from aiogram.utils.i18n import I18n
 from pydantic import Field
 
 from bot.alerts.rendering import AlertAction
 from bot.alerts.service import SUBSCRIPTIONS_PER_CHAT, AlertsService
 from bot.handlers.buttons import OnVisibleMessage
-from bot.i18n import N_, fill, ngettext
+from bot.i18n import N_, ChatLanguages, fill, ngettext
 from bot.i18n import gettext as _
 from bot.rendering import clip
 from bot.storage import ChatPrefs, Subscription, SubscriptionLimitError
@@ -89,14 +90,23 @@ def _thread(message: Message) -> int:
     return message.message_thread_id or 0 if message.is_topic_message else 0
 
 
-async def subscribe(message: Message, command: CommandObject, alerts: AlertsService) -> None:
-    """Subscribe this chat (or forum topic) to everything, a topic, an outlet, or both."""
+async def subscribe(
+    message: Message,
+    command: CommandObject,
+    alerts: AlertsService,
+    languages: ChatLanguages | None = None,
+    i18n: I18n | None = None,
+) -> None:
+    """Subscribe this chat (or forum topic) to everything, a topic, an outlet, or both.
+    Alerts come in the language the chat subscribed in, until /language changes it."""
     parsed = _parse_subscription(command.args or "")
     if isinstance(parsed, str):
         await message.answer(**Text(parsed).as_kwargs())
         return
     topic, outlet = parsed
     await alerts.ensure_chat(message.chat.id, message.chat.type, message.chat.title)
+    if languages and i18n and await languages.get(message.chat.id) is None:
+        await languages.set(message.chat.id, i18n.current_locale)
     user_id = message.from_user.id if message.from_user else None
     try:
         result = await alerts.subscribe(message.chat.id, _thread(message), topic, outlet, user_id)

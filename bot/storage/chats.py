@@ -67,6 +67,24 @@ class ChatRepository(Repository):
         assert prefs is not None, "ensure the chat first"
         return prefs
 
+    async def language(self, chat_id: int) -> str | None:
+        """The language chosen in the chat with /language, or None."""
+        rows = await self.db.rows(select(chats.c.language).where(chats.c.chat_id == chat_id))
+        return rows[0][0] if rows else None
+
+    async def set_language(self, chat_id: int, language: str) -> None:
+        """Remember the chat's language (recording the chat if it is new)."""
+        now = self.now()
+        statement = insert(self.db, chats).values(
+            chat_id=chat_id, language=language, created_at=now, updated_at=now
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[chats.c.chat_id],
+            set_={"language": language, "updated_at": now},
+        )
+        async with self.db.write() as conn:
+            await conn.execute(statement)
+
     async def deactivate(self, chat_id: int, status: str, reason: str) -> int:
         """Stop sending to a chat (``blocked`` or ``gone``); returns alerts dropped."""
         async with self.db.write() as conn:
@@ -87,6 +105,7 @@ class ChatRepository(Repository):
         (what the new chat already has stays as it is)."""
         now = self.now()
         copied = ("title", "mode", "digest_hour", "quiet_start", "quiet_end", "tz_minutes")
+        copied += ("language",)
         settings = select(
             literal(new_id),
             literal("supergroup"),

@@ -54,6 +54,7 @@ chats = Table(
     Column("quiet_start", Integer),  # local hours; NULL: no quiet hours
     Column("quiet_end", Integer),
     Column("tz_minutes", Integer, nullable=False, server_default=text("0")),  # local - UTC
+    Column("language", Text),  # chosen with /language; NULL: the user's Telegram language
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )

@@ -3,9 +3,24 @@ changed with /language, and honest when a question is in a language the model ca
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from pathlib import Path
 
-from tests.fake_telegram import FakeChat, FakeUser
+import pytest
+
+from bot.alerts.rendering import alert_payload
+from bot.app import build_services, create_bot, create_dispatcher
+from bot.services import Services
+from bot.settings import BotSettings
+from bot.storage import BotStore, Delivery
+from bot.storage.database import database_url, sqlite_url
+from index import ArticleIndex
+from tests.conversation import Conversation
+from tests.fake_telegram import FakeBotAPI, FakeChat, FakeUser
 from tests.test_bot.harness import RunningBot, StartBot
 
 RUSSIAN = FakeUser(id=2001, first_name="Ирина", username="irina", language_code="ru")
@@ -147,3 +162,98 @@ async def test_group_language_is_for_group_admins(running: RunningBot) -> None:
     assert replies[-1].text.startswith("I speak English here.")
     [help_reply] = await member.send("/help")  # the group's choice, not the member's code
     assert "How to ask" in help_reply.text
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(sqlite_url(tmp_path / "bot.sqlite3"))
+    return str(database_url(tmp_path, request.getfixturevalue("postgres_url")))
+
+
+async def test_chats_keep_their_language_on_both_backends(store_url: str) -> None:
+    """The chats repository stores the choice (a chat it has not seen yet included), changes
+    it, and another connection reads it back."""
+    store = BotStore.from_url(store_url)
+    assert await store.chats.language(5) is None
+    await store.chats.set_language(5, "ru")  # a chat first seen through /language
+    await store.chats.ensure(6)
+    await store.chats.set_language(6, "az")
+    await store.chats.set_language(6, "en")
+    await store.close()
+
+    again = BotStore.from_url(store_url)
+    assert (await again.chats.language(5), await again.chats.language(6)) == ("ru", "en")
+    assert await again.chats.get(5) is not None  # a whole chat row, with default preferences
+    await again.close()
+
+
+@asynccontextmanager
+async def production_bot(
+    api: FakeBotAPI, settings: BotSettings, index: ArticleIndex
+) -> AsyncIterator[Services]:
+    """The bot as ``python -m bot`` wires it (its own database, alerts), polling ``api``."""
+    services = build_services(settings.model_copy(update={"bot_api_url": api.base_url}), index)
+    bot = create_bot(services.settings)
+    dispatcher = create_dispatcher(services)
+    mark = len(api.calls_of("getUpdates"))
+    task = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False))
+    await api.wait_until(lambda: len(api.calls_of("getUpdates")) > mark, what="polling")
+    try:
+        yield services
+    finally:
+        await dispatcher.stop_polling()
+        await task
+        await bot.session.close()
+
+
+async def test_the_choice_survives_a_restart_and_alerts_follow_it(
+    api: FakeBotAPI, bot_settings: BotSettings, index: ArticleIndex
+) -> None:
+    """/language az is kept in the bot's database: after a restart the chat still reads
+    Azerbaijani, and alerts to it are rendered in Azerbaijani; a chat that subscribed in
+    Russian gets Russian alerts without ever using /language."""
+    conv = Conversation(api, FakeChat.private(RUSSIAN), RUSSIAN)
+    reader = Conversation(api, FakeChat.private(GERMAN), GERMAN)
+    async with production_bot(api, bot_settings, index):
+        await conv.send("/language az")
+        await reader.send("/language ru")
+
+    async with production_bot(api, bot_settings, index) as services:
+        [help_reply] = await conv.send("/help")
+        assert "Necə soruşmalı" in help_reply.text
+        assert services.alerts is not None and services.alerts.sender is not None
+        payload = alert_payload(
+            article_id="a1",
+            title="Demining in Aghdam",
+            url="https://news.example.org/a1",
+            outlet="Azernews",
+            published=date(2022, 6, 21),
+            quote="Over 200 people have become victims of mine explosions.",
+            topic="mines",
+            source="",
+            sub_id=None,
+        )
+        queued = [Delivery(chat, 0, "a1", None, payload) for chat in (RUSSIAN.id, GERMAN.id)]
+        await services.alerts.store.outbox.enqueue(queued)
+        services.alerts.sender.wake()
+        azerbaijani = await conv.wait_for(lambda m: "Demining in Aghdam" in m.text)
+        russian = await reader.wait_for(lambda m: "Demining in Aghdam" in m.text)
+
+    assert "Bunu niyə aldınız: “mines” mövzusuna abunəsiniz" in azerbaijani.text
+    assert "Azernews · 21 iyun 2022" in azerbaijani.text
+    assert azerbaijani.buttons == [["💬 Bu məqalə barədə soruş", "🔕 “mines” susdur"]]
+    assert "Почему вы это получили: вы подписаны на тему «mines»" in russian.text
+    assert "Azernews · 21 июня 2022" in russian.text
+
+
+async def test_a_subscription_keeps_the_language_it_was_made_in(
+    api: FakeBotAPI, bot_settings: BotSettings, index: ArticleIndex
+) -> None:
+    """A Russian user's /subscribe records Russian for the chat, for alerts sent later."""
+    conv = Conversation(api, FakeChat.private(RUSSIAN), RUSSIAN)
+    async with production_bot(api, bot_settings, index) as services:
+        [reply] = await conv.send("/subscribe mines")
+        assert reply.text.startswith("✅ Подписка оформлена: на тему «mines».")
+        assert services.alerts is not None
+        assert await services.alerts.store.chats.language(RUSSIAN.id) == "ru"

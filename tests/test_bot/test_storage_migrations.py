@@ -20,7 +20,7 @@ from bot.storage import (
     SchemaTooNewError,
     StorageError,
 )
-from bot.storage.database import ALEMBIC_USER_VERSION, database_url, sqlite_url
+from bot.storage.database import ALEMBIC_USER_VERSION, database_url, head_revision, sqlite_url
 
 # The schema as bot/storage.py created it before Alembic (PRAGMA user_version 1, then 2),
 # copied here so that today's data folders stay tested after that code is gone.
@@ -175,7 +175,7 @@ async def test_a_database_from_before_alembic_is_upgraded_in_place(
     await store.close()
 
     db = sqlite3.connect(path)
-    assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+    assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
     assert db.execute("PRAGMA user_version").fetchone() == (ALEMBIC_USER_VERSION,)
     db.close()
     again = BotStore.from_url(sqlite_url(path))  # opening again changes nothing
@@ -213,7 +213,7 @@ async def test_an_empty_database_is_migrated_to_the_newest_revision(url: str) ->
     table = f"{schema}.alembic_version" if schema else "alembic_version"
     async with store.database.read() as conn:
         version = (await conn.execute(text(f"SELECT version_num FROM {table}"))).all()
-    assert version == [("0001",)]
+    assert version == [(head_revision(),)]
     await store.close()
 
 
@@ -228,7 +228,8 @@ async def test_a_database_migrated_by_a_newer_bot_is_refused(url: str) -> None:
     store = BotStore.from_url(url)
     with pytest.raises(SchemaTooNewError) as refused:
         await store.open()
-    assert "revision 9999_future, newer than this bot's 0001: upgrade the bot" in str(refused.value)
+    expected = f"revision 9999_future, newer than this bot's {head_revision()}: upgrade the bot"
+    assert expected in str(refused.value)
     assert "\n" not in str(refused.value)
     await store.close()
 
