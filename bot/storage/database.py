@@ -43,6 +43,7 @@ __all__ = [
     "SchemaTooNewError",
     "StorageError",
     "database_url",
+    "head_revision",
     "sqlite_url",
 ]
 
@@ -86,6 +87,20 @@ def database_url(data_dir: Path, url: str | None) -> URL:
             "or unset it for SQLite under DATA_DIR"
         )
     return parsed.set(drivername="postgresql+psycopg")
+
+
+def head_revision() -> str:
+    """The newest revision of the bot's schema that this code knows."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "bot/migrations/versions is empty"
+    return head
+
+
+def _alembic_config() -> Config:
+    """Alembic's configuration, built in code: no alembic.ini at run time."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
 
 
 def sqlite_url(path: Path) -> URL:
@@ -189,8 +204,7 @@ class Database:
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": self.schema}
             )
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
+        config = _alembic_config()
         config.attributes["connection"] = connection
         config.attributes["version_table_schema"] = self.schema
         script = ScriptDirectory.from_config(config)
