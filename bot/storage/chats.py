@@ -104,8 +104,8 @@ class ChatRepository(Repository):
         """A group became a supergroup: move its settings, subscriptions and queued alerts
         (what the new chat already has stays as it is)."""
         now = self.now()
-        copied = ("title", "mode", "digest_hour", "quiet_start", "quiet_end", "tz_minutes")
-        copied += ("language",)
+        copied = ["title", "mode", "digest_hour", "quiet_start", "quiet_end", "tz_minutes"]
+        copied.append("language")
         settings = select(
             literal(new_id),
             literal("supergroup"),

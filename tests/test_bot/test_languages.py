@@ -173,7 +173,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 async def test_chats_keep_their_language_on_both_backends(store_url: str) -> None:
     """The chats repository stores the choice (a chat it has not seen yet included), changes
-    it, and another connection reads it back."""
+    it, another connection reads it back, and a group's migration carries it over."""
     store = BotStore.from_url(store_url)
     assert await store.chats.language(5) is None
     await store.chats.set_language(5, "ru")  # a chat first seen through /language
@@ -185,6 +185,8 @@ async def test_chats_keep_their_language_on_both_backends(store_url: str) -> Non
     again = BotStore.from_url(store_url)
     assert (await again.chats.language(5), await again.chats.language(6)) == ("ru", "en")
     assert await again.chats.get(5) is not None  # a whole chat row, with default preferences
+    await again.chats.migrate(5, -1005)  # a group that became a supergroup keeps its language
+    assert await again.chats.language(-1005) == "ru"
     await again.close()
 
 
