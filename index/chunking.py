@@ -69,7 +69,11 @@ _ABBREVIATIONS = {
 # possessively, so a long run of dots is scanned once), optional closing quotes/brackets,
 # whitespace, then something that can start a sentence. Every pattern here runs in time
 # linear in the text: no quantified part can be re-scanned from many starting points.
-_BOUNDARY = re.compile(r"""(?<![.!?…])[.!?…]++["'”’)\]]*+\s++(?=["'“‘(\[]?[A-Z0-9À-ÖØ-Þ])""")
+# Sentences start with a Latin capital (Azerbaijani's Ə Ğ İ Ş included), a Cyrillic one or a
+# digit; Russian quotes open with «.
+_BOUNDARY = re.compile(
+    r"""(?<![.!?…])[.!?…]++["'”’»)\]]*+\s++(?=["'“‘«(\[]?[A-Z0-9À-ÖØ-ÞƏĞİŞА-ЯЁ])"""
+)
 # A line that continues a paragraph: the next line is not blank (only horizontal
 # whitespace is looked at, so a long blank stretch is not re-scanned from every line).
 _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?![^\S\n]*\n)[^\n]+)*")

@@ -37,25 +37,33 @@ _ASKS = [
     (
         Asks.NUMBER,
         r"how (many|much|long|old|far|big|large|tall|high|often|fast|deep|heavy)|"
-        r"what (percentage|percent|share|proportion|number|amount|sum|price|fraction|age)",
+        r"what (percentage|percent|share|proportion|number|amount|sum|price|fraction|age)|"
+        r"сколько|скольк\w+|neçə|nə qədər",
     ),
     (
         Asks.TIME,
         r"when|what (year|date|day|month|century|decade|time|period|era|season)|"
-        r"which (year|date|day|month|century|decade|season)",
+        r"which (year|date|day|month|century|decade|season)|"
+        r"когда|в каком году|nə vaxt|nə zaman|haçan|hansı ildə|hansı tarixdə",
     ),
     (
         Asks.PLACE,
         r"where|(what|which) (country|city|state|region|town|place|continent|island|area|"
-        r"province|county|nation|location|river|street|neighbou?rhood|capital)",
+        r"province|county|nation|location|river|street|neighbou?rhood|capital)|"
+        r"где|куда|откуда|в какой стране|в каком городе|harada|haradan|hara",
     ),
-    (Asks.CAUSE, r"why|what (caused|causes|led to|leads to|slows|made)|for what reason|how come"),
+    (
+        Asks.CAUSE,
+        r"why|what (caused|causes|led to|leads to|slows|made)|for what reason|how come|"
+        r"почему|зачем|из-за чего|niyə|nə üçün|nədən",
+    ),
     (
         Asks.NAME,
         r"who|whom|whose|(what|which) (person|man|woman|company|firm|team|group|organi[sz]ation|"
         r"party|band|player|president|leader|author|artist|singer|actor|actress|network|"
         r"brand|airline|agency|university|newspaper|club|official|politician|ceo|family)|"
-        r"(what|which) (is|was|were|are) the name|named",
+        r"(what|which) (is|was|were|are) the name|named|"
+        r"кто|кого|кому|кем|чей|чья|чьи|kim|kimin|kimi|kimə",
     ),
 ]
 _ASKS_PATTERN = re.compile(
@@ -66,7 +74,11 @@ _NUMBER_WORDS_TEXT = """
     one two three four five six seven eight nine ten eleven twelve thirteen fourteen
     fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy
     eighty ninety hundred hundreds thousand thousands million millions billion billions
-    trillion dozen dozens half quarter twice percent per cent"""
+    trillion dozen dozens half quarter twice percent per cent
+    один два три четыре пять шесть семь восемь девять десять сто сотни тысяча тысячи тысяч
+    миллион миллиона миллионов миллиард процент процентов половина
+    bir iki üç dörd beş altı yeddi səkkiz doqquz on yüz yüzlərlə min minlərlə milyon
+    milyard faiz yarısı"""
 _MONTHS_TEXT = """
     january february march april may june july august september october november december
     jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday
@@ -80,7 +92,9 @@ _CAUSE = re.compile(
     r"lead(s)? to|led to|so that|in order to|reason|slow(s|ed|ing)?|hinder(s|ed)?|"
     r"prevent(s|ed)?|block(s|ed)?|delay(s|ed)?|lack of|since|therefore|thus|hence|"
     r"blame[sd]?|after|amid|over concerns?|fear(s|ed)?|aim(s|ed)? to|to (avoid|protect|"
-    r"reduce|help|prevent|stop|ensure))\b",
+    r"reduce|help|prevent|stop|ensure)|"
+    r"потому что|из-за|так как|поскольку|поэтому|в результате|из-за того|замедля\w*|мешает|"
+    r"препятству\w*|səbəb\w*|görə|nəticəsində|ləngid\w*|gecikdir\w*|çünki)\b",
     re.IGNORECASE,
 )
 _PLACE_BEFORE_TEXT = "in at from near to into across outside inside throughout"

@@ -35,7 +35,29 @@ _STOP_WORDS_TEXT = """
     should now d ll m o re ve y ain aren couldn didn doesn hadn hasn haven isn ma mightn
     mustn needn shan shouldn wasn weren won wouldn
 """
-STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
+# Russian and Azerbaijani function and question words, for multilingual models
+# (EMBEDDING_MODEL): the same role as the English list, for questions in those languages.
+_RUSSIAN_STOP_WORDS_TEXT = """
+    и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только
+    ее её мне было вот от меня еще ещё нет о из ему теперь когда даже ну вдруг ли если уже
+    или ни быть был него до вас нибудь опять уж вам ведь там потом себя ничего ей может они
+    тут где есть надо ней для мы тебя их чем была сам чтоб без будто чего раз тоже себе под
+    будет ж тогда кто этот того потому этого какой совсем ним здесь этом один почти мой тем
+    чтобы нее неё сейчас были куда зачем всех никогда можно при наконец два об другой хоть
+    после над больше тот через эти нас про всего них какая много разве три эту моя впрочем
+    хорошо свою этой перед иногда лучше чуть том нельзя такой им более всегда конечно всю
+    между сколько почему каких какие каким это эта
+"""
+# (Words that are also English words or names are left out: kim, kimi, var, ya, biz, ona.)
+_AZERBAIJANI_STOP_WORDS_TEXT = """
+    və ilə bu bir də ki nə niyə necə harada hansı neçə nəyə nədən üçün isə yaxud amma
+    lakin ancaq həm hər heç bəzi çox daha ən artıq olan olub olar oldu olmuş olaraq edir
+    edib etdi etmək idi imiş deyil yox mən sən siz onlar onun bunu buna bunun belə elə
+    sonra əvvəl qədər görə haqqında barədə üzrə neçənci vaxt
+"""
+STOP_WORDS = frozenset(
+    (_STOP_WORDS_TEXT + _RUSSIAN_STOP_WORDS_TEXT + _AZERBAIJANI_STOP_WORDS_TEXT).split()
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -40,3 +41,24 @@ class HashEmbedder:
             for word in _WORD.findall(text.lower()):
                 out[row] += self._word(word.rstrip("s") if len(word) > 3 else word)
         return normalise(out)
+
+
+class MultilingualHashEmbedder(HashEmbedder):
+    """A stand-in for a multilingual model (no such weights can be installed here): words
+    listed in ``concepts`` share one vector across English, Russian and Azerbaijani, as a
+    multilingual model places translations near each other; other words hash as usual."""
+
+    CONCEPTS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "mine": ("mine", "mines", "мин", "мины", "мина", "минах", "mina", "minalar", "minaların"),
+        "victim": ("victim", "victims", "пострадало", "пострадали", "жертвами", "zərər", "qurban"),
+        "people": ("people", "людей", "человек", "nəfər", "insan"),
+        "demining": ("demining", "разминирование", "разминирования", "minatəmizləmə"),
+        "slow": ("slow", "slows", "медленно", "замедляет", "yavaş", "ləngidir"),
+    }
+
+    def __init__(self, dimension: int = 64) -> None:
+        super().__init__(dimension, name="fake-paraphrase-multilingual")
+        self._concept = {w: c for c, words in self.CONCEPTS.items() for w in words}
+
+    def _word(self, word: str) -> np.ndarray:
+        return super()._word(self._concept.get(word, word))
