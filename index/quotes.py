@@ -132,7 +132,7 @@ def cue(sentence: str, kind: Asks, question_words: frozenset[str]) -> float:
         return _any(bool(_YEAR.match(w)) or w.lower() in _MONTHS for w, _ in new) or 0.5 * _any(
             w.lower() in _TIME_WORDS or w[0].isdigit() for w, _ in new
         )
-    names = [(w, at) for w, at in new if at > 0 and w[0].isupper() and not _YEAR.match(w)]
+    names = [(w, at) for w, at in new if _is_name(w, at)]
     if kind is Asks.PLACE:
         lowered = [w.lower() for w, _ in words]
         before = {at: lowered[i - 1] for i, (_, at) in enumerate(words) if i}
@@ -140,6 +140,13 @@ def cue(sentence: str, kind: Asks, question_words: frozenset[str]) -> float:
     if kind is Asks.NAME:
         return _any(names)
     return 0.0
+
+
+def _is_name(word: str, at: int) -> bool:
+    """A capitalised word past the sentence's first, or an acronym anywhere ("ANAMA")."""
+    if _YEAR.match(word) or not word[0].isupper():
+        return False
+    return at > 0 or (len(word) > 1 and word.isupper())
 
 
 def _any(flags: Iterable[object]) -> float:
