@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     bench.add_argument("--quick", action="store_true", help="skip the 1M-passage point")
+    bench.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="instead: the store on SQLite next to PostgreSQL at URL (an empty database; "
+        "its newsbot_index schema is dropped afterwards), ingestion and latency at the "
+        "largest size",
+    )
     return parser
 
 
@@ -117,6 +124,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             typos=args.typos,
             typo_seed=args.typo_seed,
             cache_dir=args.cache_dir,
+        )
+    if args.command == "bench" and args.postgres:
+        from index.storebench import run_store_bench
+
+        return run_store_bench(
+            args.corpus,
+            settings,
+            args.postgres,
+            max(int(s) for s in args.sizes.split(",")),
+            args.queries,
+            args.articles,
+            as_json=args.json,
         )
     if args.command == "bench":
         from index.bench import run_bench

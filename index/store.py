@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -253,58 +253,60 @@ class Store:
             )
         ]
         with self.transaction() as db:
-            return self._put(db, StoredArticle(row, rows), keep_ingested_at=True)
+            return self._put(db, [StoredArticle(row, rows)], keep_ingested_at=True)
 
-    def put_articles(self, stored: Iterable[StoredArticle]) -> list[int]:
+    def put_articles(self, stored: Sequence[StoredArticle]) -> list[int]:
         """Insert or replace whole articles, rows as given (vectors included), in one
         transaction; returns the new passage ids."""
-        new_ids: list[int] = []
+        if not stored:
+            return []
         with self.transaction() as db:
-            for article in stored:
-                new_ids += self._put(db, article, keep_ingested_at=False)[1]
-        return new_ids
+            return self._put(db, stored, keep_ingested_at=False)[1]
 
     def _put(
-        self, db: Connection, article: StoredArticle, *, keep_ingested_at: bool
+        self, db: Connection, stored: Sequence[StoredArticle], *, keep_ingested_at: bool
     ) -> tuple[list[int], list[int]]:
-        article_id = article.row["id"]
-        removed = self._delete(db, article_id, keep_article=True)
+        """Articles written whole in a few statements (each one batched over all of them):
+        (removed passage ids, new passage ids)."""
+        removed = self._delete(db, [a.row["id"] for a in stored], keep_article=True)
         excluded = {"id", "ingested_at"} if keep_ingested_at else {"id"}
-        statement = (postgresql if self.dialect == "postgresql" else sqlite).insert(articles)
-        db.execute(
-            statement.values(article.row).on_conflict_do_update(
-                index_elements=["id"],
-                set_={c: statement.excluded[c] for c in article.row if c not in excluded},
+        for columns in {tuple(a.row) for a in stored}:  # one upsert per set of columns
+            statement = (postgresql if self.dialect == "postgresql" else sqlite).insert(articles)
+            db.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={c: statement.excluded[c] for c in columns if c not in excluded},
+                ),
+                [a.row for a in stored if tuple(a.row) == columns],
             )
-        )
-        if not article.passages:
+        rows = [{**p, "article_id": a.row["id"]} for a in stored for p in a.passages]
+        if not rows:
             return removed, []
-        rows = [{**p, "article_id": article_id} for p in article.passages]
         new_ids = list(
             db.execute(
                 passages.insert().returning(passages.c.id, sort_by_parameter_order=True), rows
             ).scalars()
         )
+        titles = [a.row["title"] for a in stored for _ in a.passages]
         self.keywords.add(
             db,
-            [(i, article.row["title"], p["text"]) for i, p in zip(new_ids, rows, strict=True)],
+            [(i, t, p["text"]) for i, t, p in zip(new_ids, titles, rows, strict=True)],
         )
         return removed, new_ids
 
     def delete_article(self, article_id: str) -> list[int]:
         """Delete an article and its passages; returns the removed passage ids."""
         with self.transaction() as db:
-            return self._delete(db, article_id, keep_article=False)
+            return self._delete(db, [article_id], keep_article=False)
 
-    def _delete(self, db: Connection, article_id: str, *, keep_article: bool) -> list[int]:
-        ids = list(
-            db.execute(select(passages.c.id).where(passages.c.article_id == article_id)).scalars()
-        )
+    def _delete(self, db: Connection, article_ids: list[str], *, keep_article: bool) -> list[int]:
+        owned = passages.c.article_id.in_(article_ids)
+        ids = list(db.execute(select(passages.c.id).where(owned)).scalars())
         self.keywords.remove(db, ids)
         if ids:
-            db.execute(delete(passages).where(passages.c.article_id == article_id))
+            db.execute(delete(passages).where(owned))
         if not keep_article:
-            db.execute(delete(articles).where(articles.c.id == article_id))
+            db.execute(delete(articles).where(articles.c.id.in_(article_ids)))
         return ids
 
     def replace_vectors(self, rows: Iterator[tuple[int, np.ndarray, np.ndarray]]) -> None:
@@ -501,8 +503,14 @@ class Store:
     def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
         if not ids:
             return {}
+        # On the hot path of every search: the driver's SQL as is, no statement to compile
+        args: tuple[object, ...]
+        if self.dialect == "sqlite":
+            sql, args = _PASSAGES + "IN (" + ",".join("?" * len(ids)) + ")", tuple(ids)
+        else:
+            sql, args = _PASSAGES + "= ANY(%s)", ([int(i) for i in ids],)
         with self.read() as db:
-            rows = db.execute(_PASSAGES, {"ids": list(ids)}).all()
+            rows = db.exec_driver_sql(sql, args).all()
         result = {}
         for r in rows:
             spans = [tuple(s) for s in json.loads(r[8])]
@@ -570,20 +578,9 @@ class Store:
 
 
 _PASSAGES = (
-    select(
-        passages.c.id,
-        passages.c.article_id,
-        articles.c.title,
-        articles.c.outlet,
-        articles.c.author,
-        articles.c.published,
-        articles.c.url,
-        passages.c.text,
-        passages.c.sentences,
-        passages.c.sentence_vectors,
-    )
-    .join(articles, articles.c.id == passages.c.article_id)
-    .where(passages.c.id.in_(bindparam("ids", expanding=True)))
+    "SELECT p.id, p.article_id, a.title, a.outlet, a.author, a.published, a.url, p.text, "
+    "p.sentences, p.sentence_vectors FROM passages p JOIN articles a ON a.id = p.article_id "
+    "WHERE p.id "
 )
 
 
