@@ -293,8 +293,9 @@ def _check(settings: IndexSettings, args: argparse.Namespace) -> int:
             "file is kept beside as articles.sqlite3.before-restore"
         )
         return 1
+    how = "integrity_check" if isinstance(report.database, Path) else "connected"
     print(
-        f"database   {report.database}: ok (integrity_check), "
+        f"database   {report.database}: ok ({how}), "
         f"{report.articles} articles, {report.passages} passages\n"
         f"vectors    {report.vectors}"
     )
