@@ -510,7 +510,11 @@ class Store:
         else:
             sql, args = _PASSAGES + "= ANY(%s)", ([int(i) for i in ids],)
         with self.read() as db:
-            rows = db.exec_driver_sql(sql, args).all()
+            if self.dialect == "sqlite":
+                rows = db.exec_driver_sql(sql, args).all()
+            else:  # binary results: the vectors' bytes as they are, not as hex text
+                cursor = db.connection.driver_connection.cursor(binary=True)  # type: ignore[union-attr]
+                rows = cursor.execute(sql, args).fetchall()
         result = {}
         for r in rows:
             spans = [tuple(s) for s in json.loads(r[8])]

@@ -50,8 +50,11 @@ def copy_articles(source: Store, target: Store) -> CopyReport:
             passages_copied += sum(len(a.passages) for a in todo)
     if model:
         target.set_meta("vectors_model", model)
-    if keep_ids and target.dialect == "postgresql":
-        _advance_sequence(target)
+    if target.dialect == "postgresql":
+        if keep_ids:
+            _advance_sequence(target)
+        with target.transaction() as db:  # fresh statistics: the planner uses the indexes
+            db.exec_driver_sql("ANALYZE articles, passages, passage_words")
     return CopyReport(copied, passages_copied, unchanged)
 
 
