@@ -61,6 +61,12 @@ def database_url(data_dir: Path, url: str | None) -> URL:
     or the SQLite file under ``data_dir`` when it is unset."""
     if not url:
         return URL.create("sqlite+pysqlite", database=str(data_dir / SQLITE_FILE))
+    return postgres_url(url)
+
+
+def postgres_url(url: str) -> URL:
+    """DATABASE_URL as a psycopg 3 SQLAlchemy URL; one line naming the fix when it is not
+    a PostgreSQL URL (the bot's store uses it too)."""
     try:
         parsed = make_url(url)
     except ArgumentError:

@@ -29,11 +29,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import URL, Connection, event, make_url, text
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot.storage import sqlite
 from bot.storage.schema import ask_prompts
+from index import database as index_database
+from index.database import postgres_url
 
 __all__ = [
     "SCHEMA",
@@ -75,18 +77,9 @@ def database_url(data_dir: Path, url: str | None) -> URL:
     if not url:
         return sqlite_url(data_dir / SQLITE_FILE)
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise DatabaseUnavailableError(
-            "DATABASE_URL is not a URL: use postgresql://user:password@host:5432/dbname, "
-            "or unset it for SQLite under DATA_DIR"
-        ) from None
-    if parsed.drivername not in ("postgresql", "postgresql+psycopg", "postgres"):
-        raise DatabaseUnavailableError(
-            f"DATABASE_URL has the scheme {parsed.drivername!r}: use postgresql://…, "
-            "or unset it for SQLite under DATA_DIR"
-        )
-    return parsed.set(drivername="postgresql+psycopg")
+        return postgres_url(url)
+    except index_database.DatabaseUnavailableError as error:
+        raise DatabaseUnavailableError(str(error)) from None
 
 
 def head_revision() -> str:
