@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
@@ -58,3 +59,23 @@ class RunningBot:
 
 StartBot = Callable[..., Awaitable[RunningBot]]
 """The ``start_bot`` fixture: ``await start_bot(**settings_overrides)``."""
+
+
+async def longest_help_wait_during_upload(
+    running: RunningBot, name: str, data: bytes, mime: str, limit: float = 60
+) -> float:
+    """Seconds of the longest wait between two answers to another user's /help, sent again
+    and again while the admin's upload ``name`` is handled (until its report arrives)."""
+    admin, other = running.chat(ADMIN), running.chat(OTHER)
+    document = running.api.add_file(data, name, mime)
+    running.api.push_update(running.api.message_update(admin.chat, ADMIN, document=document))
+    longest, last, deadline = 0.0, time.monotonic(), time.monotonic() + limit
+    while not any(m.text.startswith(("Added", "Failed")) for m in admin.messages):
+        [answer] = await other.send("/help")
+        assert "send your question" in answer.text
+        now = time.monotonic()
+        longest, last = max(longest, now - last), now
+        assert now < deadline, (
+            f"no upload report in {limit:g} s; /help waited up to {longest:.1f} s"
+        )
+    return longest

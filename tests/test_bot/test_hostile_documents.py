@@ -12,7 +12,7 @@ import pytest
 from bot.settings import BotSettings
 from index import parsing_pool
 from tests.alerts_support import alerts_stack, rss
-from tests.test_bot.harness import ADMIN, OTHER, RunningBot
+from tests.test_bot.harness import ADMIN, OTHER, RunningBot, longest_help_wait_during_upload
 
 # One 4.9 MB paragraph: trafilatura and htmldate, run in the bot's process, held the GIL
 # (and so froze the event loop) for 3.7 s at a time on it.
@@ -57,16 +57,9 @@ async def test_help_is_answered_promptly_while_a_hostile_page_is_parsed(
         started = time.monotonic()
         await other.send("/help")
         usual = max(usual, time.monotonic() - started)
-    document = running.api.add_file(HOSTILE_PAGE, "words.html", "text/html")
-    running.api.push_update(running.api.message_update(admin.chat, ADMIN, document=document))
-
-    longest, last, deadline = 0.0, time.monotonic(), time.monotonic() + 60
-    while not any(m.text.startswith(("Added", "Failed")) for m in admin.messages):
-        [answer] = await other.send("/help")
-        assert "send your question" in answer.text
-        now = time.monotonic()
-        longest, last = max(longest, now - last), now
-        assert now < deadline, f"no upload report in 60 s; /help waited up to {longest:.1f} s"
+    longest = await longest_help_wait_during_upload(
+        running, "words.html", HOSTILE_PAGE, "text/html"
+    )
 
     bound = max(1.5, 5 * usual)
     assert longest < bound, f"/help waited {longest:.1f} s (usually {usual:.2f} s) meanwhile"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
-from tests.test_bot.harness import ADMIN, OTHER, RunningBot
+from tests.test_bot.harness import ADMIN, RunningBot, longest_help_wait_during_upload
 
 # 40,000 dots in a row made the sentence splitter backtrack for 44 s, holding the GIL, so
 # the whole bot (and this test, which shares its process) stood still meanwhile. The run
@@ -20,17 +18,7 @@ async def test_help_is_answered_promptly_while_a_hostile_upload_is_ingested(
     /help is sent again and again until the upload's report arrives; the longest time
     between two answers covers any moment the process stood still, even one that began
     between two requests."""
-    admin, other = running.chat(ADMIN), running.chat(OTHER)
-    document = running.api.add_file(HOSTILE, "dots.txt", "text/plain")
-    running.api.push_update(running.api.message_update(admin.chat, ADMIN, document=document))
-
-    longest, last, deadline = 0.0, time.monotonic(), time.monotonic() + 60
-    while not any(m.text.startswith(("Added", "Failed")) for m in admin.messages):
-        [answer] = await other.send("/help")
-        assert "send your question" in answer.text
-        now = time.monotonic()
-        longest, last = max(longest, now - last), now
-        assert now < deadline, f"no upload report in 60 s; /help waited up to {longest:.0f} s"
+    longest = await longest_help_wait_during_upload(running, "dots.txt", HOSTILE, "text/plain")
 
     assert longest < 5, f"/help waited {longest:.1f} s while the upload was ingested"
-    assert admin.messages[-1].text.startswith("Added: Dots everywhere")
+    assert running.chat(ADMIN).messages[-1].text.startswith("Added: Dots everywhere")
