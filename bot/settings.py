@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -80,6 +80,24 @@ class BotSettings(AlertSettings):
         "(default: the samples shipped with the bot).",
     )
     log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text (human-readable) or json (one JSON object per line)."
+    )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="redis://host:6379/0 keeps the state replicas share (button queries, rate "
+        "limits, the global alert rate) in Redis; unset: in this process's memory.",
+    )
+    redis_prefix: str = Field(
+        "newsbot:", description="Prefix of every Redis key the bot writes (one per deployment)."
+    )
+    metrics_port: int | None = Field(
+        None,
+        gt=0,
+        lt=65536,
+        description="Port serving /metrics, /healthz and /readyz in polling mode and for "
+        "`worker` (webhook mode serves them on WEBHOOK_PORT); unset: off.",
+    )
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -74,6 +74,12 @@ class IndexSettings(BaseSettings):
         description="Longest time an HTML page or a feed may take to parse, in seconds "
         "(pages of 16 KB or more and feeds are parsed in child processes).",
     )
+    index_sync_interval: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds between checks of the change log for articles added or removed by "
+        "another process (PostgreSQL also wakes every process at once with NOTIFY).",
+    )
     fetch_allow_private: bool = Field(
         False,
         description="Allow fetching from loopback and private-network addresses (intranet, "
