@@ -16,6 +16,7 @@ import numpy as np
 from index.batching import MicroBatcher
 from index.core import IndexCore, Progress, ReindexReport
 from index.embedding import Embedder, create_embedder
+from index.metrics import SEARCH_SECONDS
 from index.models import (
     Article,
     ArticleInfo,
@@ -76,10 +77,11 @@ class ArticleIndex:
         question = " ".join(question.split())
         if not question:
             return SearchResult(hits=[], refused=True)
-        query = await self.questions.submit(question)
-        return await self._run(
-            self.core.search_vector, question, query, k=k, offset=offset, filters=filters
-        )
+        with SEARCH_SECONDS.time():
+            query = await self.questions.submit(question)
+            return await self._run(
+                self.core.search_vector, question, query, k=k, offset=offset, filters=filters
+            )
 
     def _embed_questions(self, questions: list[str]) -> list[np.ndarray]:
         return list(self.core.embedder.encode(questions))
