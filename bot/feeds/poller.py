@@ -26,6 +26,7 @@ from bot.feeds.dedupe import content_hash, minhash, most_similar
 from bot.feeds.errors import FeedError
 from bot.feeds.fetch import Fetcher
 from bot.feeds.parse import FeedEntry, parse_feed, published_date
+from bot.metrics import FEED_POLLS
 from bot.storage import BotStore, Delivery, FeedRow, Story
 from index import Article, ArticleIndex, InputError, parsing_pool
 from index.formats import make_article, parse
@@ -116,7 +117,16 @@ class FeedPoller:
         return list(await asyncio.gather(*(one(feed) for feed in due)))
 
     async def poll(self, feed: FeedRow) -> PollReport:
-        """Fetch one feed and process what is new in it."""
+        """Fetch one feed and process what is new in it (counted in newsbot_feed_polls_total)."""
+        try:
+            report = await self._poll(feed)
+        except Exception:
+            FEED_POLLS.labels(result="error").inc()
+            raise
+        FEED_POLLS.labels(result=report.status.replace(" ", "_")).inc()
+        return report
+
+    async def _poll(self, feed: FeedRow) -> PollReport:
         report = PollReport(feed.url, "new")
         try:
             result = await self.fetcher.get(
