@@ -4,25 +4,34 @@
 FAISS vector index derived from it, and the embedder. It is thread-safe: writers take one
 lock, searches take none and keep using the vector index they started with while a
 rebuild swaps in a new one.
+
+Several processes may share one database: each write appends to the change log
+(``index/changes.py``), and ``sync`` applies the entries other processes wrote, so every
+process holds the same passages. The saved vector index records the last entry applied;
+opening catches up from there by replay, and rebuilds from the stored vectors (never
+re-embedding) only when the log no longer holds every entry since.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import math
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from index import formats, parsing_pool
+from index.changes import Change, net_effect
 from index.chunking import chunk_article
 from index.database import SQLITE_FILE, database_url
 from index.embedding import (
@@ -55,14 +64,17 @@ from index.search import (
 )
 from index.settings import IndexSettings
 from index.spelling import Speller
-from index.store import PassageRow, Store
+from index.store import ChangeState, PassageRow, Store
 from index.vectors import StaleIndexError, VectorIndex
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` from the worker thread doing the work."""
 EMBED_BATCH_PASSAGES = 256
 SAVE_INTERVAL_SECONDS = 30.0  # the vector index is written at most this often (and at close)
+SYNC_BATCH = 1000  # change log entries read and applied at a time
+PRUNE_INTERVAL_SECONDS = 3600.0  # sync prunes the change log at most this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +110,16 @@ class IndexCore:
         self.save_interval = SAVE_INTERVAL_SECONDS
         self._saved_at = -math.inf
         self._dirty = False
+        # Following the change log: the last entry applied (every entry up to it is in
+        # self.vectors), this process's own entries after it (applied as they were
+        # written), and counters a test or an operator can read.
+        self._sync_lock = threading.Lock()
+        self._log_id: str | None = None
+        self._applied = 0
+        self._own: set[int] = set()
+        self._pruned_at = -math.inf
+        self.replayed = 0  # change log entries of other processes applied
+        self.rebuilds = 0  # vector indexes built from all stored vectors
 
     @property
     def index_path(self) -> Path:
@@ -133,21 +155,151 @@ class IndexCore:
             self._reembed_all(None)
             counts = self.store.counts()
         self.store.set_meta("vectors_model", self.embedder.name)
-        try:
-            self.vectors = VectorIndex.load(
-                self.index_path,
-                model=self.embedder.name,
-                count=counts.passages,
-                id_sum=counts.id_sum,
+        state = self.store.change_state()
+        self._log_id = state.log_id
+        with self._sync_lock:
+            try:
+                self.vectors, self._applied = self._load_saved(state)
+                caught_up = self._follow()
+                reason = self._mismatch()
+            except StaleIndexError as stale:
+                caught_up, reason = 0, str(stale)
+            if caught_up and not reason:
+                log.info("Caught up with %s change(s) from the change log", caught_up)
+            if reason is not None:
+                if counts.passages or self.index_path.exists():
+                    log.warning("Rebuilding the vector index from the database: %s", reason)
+                self._reload()
+                self._follow()
+        if reason is not None:
+            self.save(wait=True)
+
+    def _load_saved(self, state: ChangeState) -> tuple[VectorIndex, int]:
+        """The saved vector index and the last change log entry it holds, else raises
+        ``StaleIndexError``. One that names this database's change log, at an entry the
+        log still holds every entry after, is caught up by replay; any other must hold
+        exactly the passages of the database (as before the change log)."""
+        with self._index_file(shared=True):
+            saved = VectorIndex.load(
+                self.index_path, model=self.embedder.name, count=None, id_sum=None
             )
-        except StaleIndexError as reason:
-            if counts.passages or self.index_path.exists():
-                log.warning("Rebuilding the vector index from the database: %s", reason)
-            self.vectors = self._index_from_store()
-            self.save()
+        if saved.followed and saved.followed[0] == state.log_id:
+            seq = saved.followed[1]
+            if state.pruned_to <= seq <= state.head:
+                return saved, seq
+            if seq < state.pruned_to:
+                log.warning(
+                    "The saved vector index applied the change log up to entry %s, but "
+                    "entries up to %s were pruned since",
+                    seq,
+                    state.pruned_to,
+                )
+        counts = self.store.counts()
+        actual = saved.meta()
+        if actual.count != counts.passages:
+            raise StaleIndexError(
+                f"index holds {actual.count} passages, the database {counts.passages}"
+            )
+        if actual.id_sum != counts.id_sum:
+            raise StaleIndexError("index passage ids differ from the database")
+        return saved, counts.changes_head
+
+    def _mismatch(self) -> str | None:
+        """Why the vector index does not hold the database's passages, when that can be told:
+        nobody wrote meanwhile (else None; so is a match)."""
+        counts = self.store.counts()
+        if counts.changes_head != self._applied or self._own:
+            return None  # written meanwhile: the next sync applies it
+        actual = self.vectors.meta()
+        if (actual.count, actual.id_sum) == (counts.passages, counts.id_sum):
+            return None
+        return (
+            f"after catching up with the change log, the index holds {actual.count} "
+            f"passages, the database {counts.passages}"
+        )
 
     def _index_from_store(self) -> VectorIndex:
         return vector_index_from_store(self.store, self.embedder.dimension, self.embedder.name)
+
+    # -- following other processes' writes ------------------------------------------------
+
+    def sync(self) -> int:
+        """Apply the change log entries other processes wrote since the last one applied
+        (this process's own were applied as they were written); a reindex done elsewhere,
+        or a log pruned past the last entry applied, loads every stored vector into a new
+        index instead (no re-embedding). Prunes the log now and then. Returns how many
+        entries of other processes it applied."""
+        with self._sync_lock:
+            applied = self._follow()
+        if time.monotonic() - self._pruned_at >= PRUNE_INTERVAL_SECONDS:
+            self._pruned_at = time.monotonic()
+            pruned = self.store.prune_changes()
+            if pruned:
+                log.info("Pruned %s old change log entries", pruned)
+        if applied:
+            self._changed()
+        return applied
+
+    def sync_lag(self) -> int:
+        """How many change log entries are not applied here yet (0: up to date)."""
+        applied = self._applied  # read first: a sync meanwhile can only make this larger
+        own = len(self._own)
+        pending, pruned_to = self.store.pending_changes(applied)
+        lag = max(pending - own, 0)
+        return max(lag, 1) if pruned_to > applied else lag
+
+    def _follow(self) -> int:
+        """``sync`` without pruning and saving; the caller holds the sync lock."""
+        done = 0
+        while True:
+            entries, pruned_to = self.store.changes_after(self._applied, SYNC_BATCH)
+            if self._applied < pruned_to:
+                log.warning(
+                    "Rebuilding the vector index from the stored vectors (no re-embedding): "
+                    "the change log was pruned past entry %s, the last this process applied",
+                    self._applied,
+                )
+                self._reload()
+                continue
+            if not entries:
+                return done
+            with self._write_lock:
+                others = [e for e in entries if e.seq not in self._own]
+                reindexed = any(e.reindex for e in others)
+                if not reindexed:
+                    self._apply(others)
+                    self._own.difference_update(e.seq for e in entries)
+                    self._applied = entries[-1].seq
+            if reindexed:
+                log.info("Loading the vectors re-embedded by another process")
+                self._reload()
+            done += len(others)
+
+    def _apply(self, entries: Sequence[Change]) -> None:
+        """Passage entries, idempotently: removed ids removed, added ids removed and added
+        again with the vectors stored now (none when the passage is gone since)."""
+        if not entries:
+            return
+        remove, add = net_effect(entries)
+        self.vectors.remove(np.array(sorted(remove), dtype=np.int64))
+        if add:
+            ids, vectors = self.store.vectors(sorted(add))
+            self.vectors.add(ids, vectors)
+        self.replayed += len(entries)
+        self._dirty = True
+
+    def _reload(self) -> None:
+        """Swap in a vector index of every stored vector (read aside: searches and writes
+        go on meanwhile); the entries written meanwhile are applied by the caller's
+        ``_follow``, this process's own included (they went into the old index)."""
+        head = self.store.change_state().head  # every entry up to it is in what is read
+        fresh = self._index_from_store()
+        with self._write_lock:
+            self.vectors = fresh
+            self._applied = head
+            self._own.clear()
+            self.rebuilds += 1
+            self._dirty = True
 
     # -- ingestion ------------------------------------------------------------------------
 
@@ -247,11 +399,12 @@ class IndexCore:
                 offset += len(passages)
                 with self._write_lock:
                     existed = self.store.content_hash(article.id) is not None
-                    removed, new_ids = self.store.replace_article(
+                    written = self.store.replace_article(
                         article, digest, passages, vectors, sentences
                     )
-                    self.vectors.remove(removed)
-                    self.vectors.add(np.array(new_ids, dtype=np.int64), vectors)
+                    self.vectors.remove(written.removed)
+                    self.vectors.add(np.array(written.added, dtype=np.int64), vectors)
+                    self._own.add(written.seq)
                     self._dirty = True
                 (report.updated if existed else report.added).append(article.title)
                 report.article_ids.append(article.id)
@@ -371,7 +524,9 @@ class IndexCore:
             info = self.store.article_info(article_id) if article_id else None
             if info is None:
                 return None
-            self.vectors.remove(self.store.delete_article(info.id))
+            written = self.store.delete_article(info.id)
+            self.vectors.remove(written.removed)
+            self._own.add(written.seq)
             self._changed()
         return info
 
@@ -393,7 +548,8 @@ class IndexCore:
 
     def reindex(self, progress: Progress | None = None) -> ReindexReport:
         """Re-embed every passage into a new vector index built aside, then swap it in.
-        Searches meanwhile use the old index; articles added meanwhile are carried over."""
+        Searches meanwhile use the old index; articles added meanwhile are carried over.
+        Other processes following the change log load the new vectors when it is done."""
         if not self._reindex_lock.acquire(blocking=False):
             raise ArticleIndexError("a reindex is already running")
         try:
@@ -407,11 +563,8 @@ class IndexCore:
                 built = set(fresh.ids().tolist())
                 fresh.remove(np.array(sorted(built - current), dtype=np.int64))
                 missing = sorted(current - built)
-                if missing:  # ingested during the rebuild, embedded by the current model
-                    fresh.add(
-                        np.array(missing, dtype=np.int64),
-                        self.vectors.vectors(np.array(missing, dtype=np.int64)),
-                    )
+                if missing:  # ingested during the rebuild (here or elsewhere), current model
+                    fresh.add(*self.store.vectors(missing))
                 self.vectors = fresh
                 self.save()
             counts = self.store.counts()
@@ -424,13 +577,14 @@ class IndexCore:
             self._reindex_lock.release()
 
     def _reembed_all(self, progress: Progress | None) -> VectorIndex:
-        """Embed every stored passage again, store the vectors, return a new index of them."""
+        """Embed every stored passage again, store the vectors, return a new index of them.
+        The last batch stored appends the ``reindex`` entry to the change log."""
         total = self.store.counts().passages
         fresh = VectorIndex(self.embedder.dimension, self.embedder.name, expected=total)
         done = 0
         if progress:
             progress(0, total)
-        for rows in self.store.iter_passages_for_embedding():
+        for rows, last in _with_last(self.store.iter_passages_for_embedding()):
             items = [
                 (title, Passage("", 0, 0, len(text), text, tuple(spans)))
                 for _, title, text, spans in rows
@@ -438,7 +592,11 @@ class IndexCore:
             vectors, sentences = self._embed(items)
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             with self._write_lock:
-                self.store.replace_vectors(zip(ids.tolist(), vectors, sentences, strict=True))
+                seq = self.store.replace_vectors(
+                    zip(ids.tolist(), vectors, sentences, strict=True), last=last
+                )
+                if seq is not None:  # this process swaps in its own new index
+                    self._own.add(seq)
             fresh.add(ids, vectors)
             done += len(rows)
             if progress:
@@ -453,16 +611,39 @@ class IndexCore:
         with self._write_lock:
             self._dirty = True
             if time.monotonic() - self._saved_at >= self.save_interval:
-                self.save()
+                self.save(wait=False)
 
-    def save(self) -> None:
-        """Write the vector index and its metadata now (atomically)."""
-        with self._write_lock:
-            self.vectors.save(self.index_path)
+    def save(self, *, wait: bool = True) -> None:
+        """Write the vector index and its metadata now (atomically), with the last change
+        log entry applied. Processes sharing DATA_DIR take turns; ``wait=False`` leaves
+        the writing to another process that is at it (this one stays marked changed)."""
+        with self._write_lock, self._index_file(wait=wait) as locked:
+            if not locked:
+                return
+            followed = (self._log_id, self._applied) if self._log_id else None
+            self.vectors.save(self.index_path, followed)
             self._dirty = False
             self._saved_at = time.monotonic()
 
+    @contextlib.contextmanager
+    def _index_file(self, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+        """A lock on the saved vector index between processes (``flock`` on a file beside
+        it): shared to read the index and its metadata as one pair, exclusive to write
+        them. Yields False when ``wait`` is False and another process holds it."""
+        path = self.index_path.with_name(self.index_path.name + ".lock")
+        with open(path, "a+b") as handle:
+            flags = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+            try:
+                fcntl.flock(handle, flags if wait else flags | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True  # released when the file closes
+
     def close(self) -> None:
+        if self._own:  # this process wrote: saved, the index records the newest entry
+            with contextlib.suppress(Exception), self._sync_lock:
+                self._follow()
         if self._dirty:
             self.save()
         self.store.close()
@@ -595,6 +776,19 @@ def _batches(
             batch, size = [], 0
     if batch:
         yield batch
+
+
+def _with_last(items: Iterable[T]) -> Iterator[tuple[T, bool]]:
+    """Each item, and whether it is the last (the next one is read before it is yielded)."""
+    iterator = iter(items)
+    try:
+        item = next(iterator)
+    except StopIteration:
+        return
+    for following in iterator:
+        yield item, False
+        item = following
+    yield item, True
 
 
 def _content_hash(article: Article) -> str:

@@ -23,7 +23,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "articles", "meta", "metadata", "passage_words", "passages"]
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "articles",
+    "changes",
+    "meta",
+    "metadata",
+    "passage_words",
+    "passages",
+]
 
 SCHEMA = "newsbot_index"  # the PostgreSQL schema of the article store
 
@@ -82,4 +91,15 @@ passage_words = Table(  # PostgreSQL only
     Column("document", TSVECTOR, nullable=False),  # headline weighted A, body B
 )
 
-SCHEMA_VERSION = "0001"  # the newest migration (index/migrations); a test keeps them equal
+changes = Table(  # the change log every process follows (index/changes.py)
+    "changes",
+    metadata,
+    Column("seq", PassageId, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),  # "passages" or "reindex"
+    Column("added", Text, nullable=False),  # JSON list of passage ids
+    Column("removed", Text, nullable=False),  # JSON list of passage ids
+    Column("created_at", Text, nullable=False),  # ISO timestamp, UTC
+    sqlite_autoincrement=True,
+)
+
+SCHEMA_VERSION = "0002"  # the newest migration (index/migrations); a test keeps them equal

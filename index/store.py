@@ -5,6 +5,8 @@ them (``index/database.py``), and the keyword index is the backend's own
 (``index/keywords.py``: FTS5 or ``tsvector``).
 
 The FAISS index is derived from the vectors kept here and can always be rebuilt from them.
+Every write appends an entry to the change log (``index/changes.py``) in its transaction,
+so every process can follow the writes of the others.
 
 A damaged SQLite database is never written to: opening runs SQLite's ``quick_check``,
 ``check`` runs the full ``integrity_check``, and once either finds a problem (or SQLite
@@ -20,7 +22,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +31,22 @@ from sqlalchemy import URL, Connection, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from index.changes import KEEP_DAYS, KEEP_ENTRIES, Change, ChangeLog
 from index.database import Database, unwrap
 from index.errors import DamagedDatabaseError, StorageError
 from index.keywords import keyword_index
 from index.models import Article, ArticleInfo, Passage, SearchFilters
-from index.schema import SCHEMA_VERSION, articles, meta, passages
+from index.schema import SCHEMA_VERSION, articles, changes, meta, passages
 
-__all__ = ["SCHEMA_VERSION", "Counts", "PassageRow", "Store", "StoredArticle"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "ChangeState",
+    "Counts",
+    "PassageRow",
+    "Store",
+    "StoredArticle",
+    "Written",
+]
 
 _DAMAGE_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 CHECK_ROWS = 20  # problems listed at most by one integrity check
@@ -64,6 +75,25 @@ class Counts:
     passages: int
     id_sum: int  # a cheap checksum of the passage ids, compared with the vector index's
     last_ingest: datetime | None
+    changes_head: int = 0  # the change log's newest entry when passages and id_sum were read
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What one write did to the passages, and its change log entry's number."""
+
+    removed: list[int]
+    added: list[int]
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeState:
+    """Where the change log stands: its id, newest entry, and newest pruned entry."""
+
+    log_id: str | None
+    head: int
+    pruned_to: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +120,7 @@ class Store:
         self.dialect = self.database.dialect
         self.read_only = read_only
         self.keywords = keyword_index(self.dialect)
+        self.changes = ChangeLog(self.dialect)
         self.damage: str | None = None  # the first problem found; set, every write is refused
         if read_only:
             return
@@ -221,9 +252,8 @@ class Store:
         passages_: Sequence[Passage],
         vectors: np.ndarray,
         sentence_vectors: Sequence[np.ndarray],
-    ) -> tuple[list[int], list[int]]:
-        """Insert or replace an article and all its passages in one transaction.
-        Returns (removed passage ids, new passage ids)."""
+    ) -> Written:
+        """Insert or replace an article and all its passages in one transaction."""
         now = _now()
         row = {
             "id": article.id,
@@ -253,7 +283,8 @@ class Store:
             )
         ]
         with self.transaction() as db:
-            return self._put(db, [StoredArticle(row, rows)], keep_ingested_at=True)
+            removed, added = self._put(db, [StoredArticle(row, rows)], keep_ingested_at=True)
+            return Written(removed, added, self.changes.append(db, added, removed))
 
     def put_articles(self, stored: Sequence[StoredArticle]) -> list[int]:
         """Insert or replace whole articles, rows as given (vectors included), in one
@@ -261,7 +292,9 @@ class Store:
         if not stored:
             return []
         with self.transaction() as db:
-            return self._put(db, stored, keep_ingested_at=False)[1]
+            removed, added = self._put(db, stored, keep_ingested_at=False)
+            self.changes.append(db, added, removed)
+            return added
 
     def _put(
         self, db: Connection, stored: Sequence[StoredArticle], *, keep_ingested_at: bool
@@ -294,10 +327,11 @@ class Store:
         )
         return removed, new_ids
 
-    def delete_article(self, article_id: str) -> list[int]:
-        """Delete an article and its passages; returns the removed passage ids."""
+    def delete_article(self, article_id: str) -> Written:
+        """Delete an article and its passages."""
         with self.transaction() as db:
-            return self._delete(db, [article_id], keep_article=False)
+            removed = self._delete(db, [article_id], keep_article=False)
+            return Written(removed, [], self.changes.append(db, removed=removed))
 
     def _delete(self, db: Connection, article_ids: list[str], *, keep_article: bool) -> list[int]:
         owned = passages.c.article_id.in_(article_ids)
@@ -309,8 +343,12 @@ class Store:
             db.execute(delete(articles).where(articles.c.id.in_(article_ids)))
         return ids
 
-    def replace_vectors(self, rows: Iterator[tuple[int, np.ndarray, np.ndarray]]) -> None:
-        """Overwrite passage and sentence vectors (after a re-embedding), one transaction."""
+    def replace_vectors(
+        self, rows: Iterator[tuple[int, np.ndarray, np.ndarray]], *, last: bool = False
+    ) -> int | None:
+        """Overwrite passage and sentence vectors (after a re-embedding), one transaction;
+        ``last``: the re-embedding's last batch, which appends the ``reindex`` entry to the
+        change log (returns its number)."""
         values = [
             {
                 "passage_id": i,
@@ -319,15 +357,59 @@ class Store:
             }
             for i, v, s in rows
         ]
-        if not values:
-            return
+        if not values and not last:
+            return None
         with self.transaction() as db:
-            db.execute(
-                update(passages)
-                .where(passages.c.id == bindparam("passage_id"))
-                .values(vector=bindparam("v"), sentence_vectors=bindparam("s")),
-                values,
+            if values:
+                db.execute(
+                    update(passages)
+                    .where(passages.c.id == bindparam("passage_id"))
+                    .values(vector=bindparam("v"), sentence_vectors=bindparam("s")),
+                    values,
+                )
+            return self.changes.append(db, kind="reindex") if last else None
+
+    # -- the change log -------------------------------------------------------------------
+
+    def changes_after(self, seq: int, limit: int) -> tuple[list[Change], int]:
+        """(the first ``limit`` change log entries after ``seq``, the newest pruned entry)."""
+        with self.read() as db:
+            return self.changes.after(db, seq, limit), self.changes.pruned_to(db)
+
+    def change_state(self) -> ChangeState:
+        with self.read() as db:
+            return ChangeState(
+                self.changes.log_id(db), self.changes.head(db), self.changes.pruned_to(db)
             )
+
+    def pending_changes(self, seq: int) -> tuple[int, int]:
+        """(how many change log entries come after ``seq``, the newest pruned entry)."""
+        with self.read() as db:
+            return self.changes.pending(db, seq), self.changes.pruned_to(db)
+
+    def prune_changes(
+        self, *, older_than: timedelta = timedelta(days=KEEP_DAYS), keep: int = KEEP_ENTRIES
+    ) -> int:
+        """Delete the change log entries older than ``older_than`` and all but the newest
+        ``keep`` (never the newest); returns how many."""
+        with self.transaction() as db:
+            return self.changes.prune(db, older_than=older_than, keep=keep)
+
+    def vectors(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of those of ``ids`` that are stored, in id order."""
+        found: list[tuple[int, bytes]] = []
+        query = select(passages.c.id, passages.c.vector).where(
+            passages.c.id.in_(bindparam("ids", expanding=True))
+        )
+        ordered = sorted(int(i) for i in ids)
+        with self.read() as db:
+            for start in range(0, len(ordered), 5000):
+                found += db.execute(query, {"ids": ordered[start : start + 5000]}).all()
+        found.sort()
+        if not found:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        vectors = np.frombuffer(b"".join(bytes(v) for _, v in found), dtype=np.float32)
+        return np.array([i for i, _ in found], dtype=np.int64), vectors.reshape(len(found), -1)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -413,8 +495,12 @@ class Store:
                     func.max(articles.c.updated_at),
                 )
             ).one()
-            passages_, id_sum = db.execute(
-                select(func.count(), func.coalesce(func.sum(passages.c.id), 0))
+            # One statement, one snapshot: the ids as of the change log's newest entry
+            head = select(func.coalesce(func.max(changes.c.seq), 0)).scalar_subquery()
+            passages_, id_sum, changes_head = db.execute(
+                select(func.count(), func.coalesce(func.sum(passages.c.id), 0), head).select_from(
+                    passages
+                )
             ).one()
         return Counts(
             int(articles_),
@@ -422,6 +508,7 @@ class Store:
             int(passages_),
             int(id_sum),
             datetime.fromisoformat(last) if last else None,
+            int(changes_head),
         )
 
     def passage_ids(self) -> list[int]:

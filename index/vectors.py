@@ -21,7 +21,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
@@ -55,6 +55,8 @@ class IndexMeta:
     built_at: str
     faiss_version: str = faiss.__version__
     kind: str = "flat"
+    change_log: str | None = None  # the database's change log this index follows ...
+    applied_seq: int | None = None  # ... and its last entry applied (index/changes.py)
 
 
 class VectorIndex:
@@ -80,6 +82,7 @@ class VectorIndex:
         self.approximate_from = approximate_from or APPROXIMATE_FROM
         self._index: _Kind = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         self._lock = threading.RLock()
+        self.followed: tuple[str, int] | None = None  # (change log, seq) of a loaded index
 
     @property
     def kind(self) -> str:
@@ -182,13 +185,16 @@ class VectorIndex:
             self.model, self.dimension, len(ids), int(ids.sum()), self.built_at, kind=self.kind
         )
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, followed: tuple[str, int] | None = None) -> None:
         """Write the index and then its metadata, each aside and renamed into place. The
         metadata names the count and id checksum, so a crash between the two renames
-        leaves a pair that ``load`` rejects (and the caller rebuilds)."""
+        leaves a pair that ``load`` rejects (and the caller rebuilds); ``followed`` is the
+        (change log, last entry applied) it records."""
         with self._lock:
             data = faiss.serialize_index(self._index)
             meta = self.meta()
+        if followed is not None:
+            meta = replace(meta, change_log=followed[0], applied_seq=followed[1])
         _atomic_write(path, data.tobytes())
         _atomic_write(meta_path(path), json.dumps(asdict(meta), indent=1).encode())
 
@@ -198,11 +204,13 @@ class VectorIndex:
         path: Path,
         *,
         model: str,
-        count: int,
-        id_sum: int,
+        count: int | None,
+        id_sum: int | None,
         approximate_from: int | None = None,
     ) -> VectorIndex:
-        """The saved index if it matches the expected model and passages, else raises."""
+        """The saved index if it matches the expected model and passages, else raises;
+        ``count`` and ``id_sum`` None: whatever passages it holds (the caller catches up
+        from the change log it names in ``followed``)."""
         if not path.exists():
             raise StaleIndexError("no saved vector index")
         try:
@@ -220,7 +228,7 @@ class VectorIndex:
         actual = loaded.meta()
         if (actual.count, actual.id_sum, actual.kind) != (meta.count, meta.id_sum, meta.kind):
             raise StaleIndexError("index file does not match its metadata")
-        if (actual.count, actual.id_sum) != (count, id_sum):
+        if count is not None and (actual.count, actual.id_sum) != (count, id_sum):
             raise StaleIndexError(
                 f"index holds {actual.count} passages, the database {count}"
                 if actual.count != count
@@ -228,6 +236,8 @@ class VectorIndex:
             )
         with loaded._lock:
             loaded._grow()
+        if meta.change_log is not None and meta.applied_seq is not None:
+            loaded.followed = (meta.change_log, meta.applied_seq)
         return loaded
 
     # -- growing from flat to IVF ---------------------------------------------------------

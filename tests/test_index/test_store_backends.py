@@ -169,7 +169,7 @@ def test_postgresql_tables_live_in_their_own_schema(postgres_url: str, tmp_path:
                 "WHERE table_schema = 'newsbot_index'"
             )
         }
-    assert tables == {"alembic_version", "meta", "articles", "passages", "passage_words"}
+    assert tables == {"alembic_version", "meta", "articles", "passages", "passage_words", "changes"}
 
 
 def test_wrong_database_url_is_one_line_without_the_password(tmp_path: Path) -> None:

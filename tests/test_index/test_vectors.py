@@ -12,6 +12,7 @@ import pytest
 
 from index import IndexCore, IndexSettings
 from index import vectors as vectors_module
+from index.store import Store
 from index.vectors import StaleIndexError, VectorIndex
 from tests.factories import SAMPLE, article
 from tests.fakes import HashEmbedder
@@ -159,6 +160,9 @@ def test_a_core_reopens_rebuilds_and_reindexes_either_kind(
     again.remove(again.search("central bank interest rates").hits[0].article_id)  # saved
     again.remove(again.search("volcano eruption").hits[0].article_id)  # within 30 s: not yet
     again.store.close()  # dies before saving: the index file lags the database
+    store = Store(settings.data_dir / "articles.sqlite3")
+    store.prune_changes(keep=0)  # and the change log no longer reaches back to it
+    store.close()
 
     with caplog.at_level(logging.WARNING):
         rebuilt = IndexCore.open(settings, HashEmbedder())
