@@ -7,7 +7,9 @@
   the same headline and body weights, normalised by the passage's length.
 
 Both take the question's words (already lower-cased, stop words gone) and match passages
-holding any of them. Each backend runs its SQL with its driver's own parameter style.
+holding any of them. Neither stems Russian or Azerbaijani, so those words are stemmed before
+the backend sees them, in passages and questions alike (``index.languages.keyword_text`` and
+``keyword_forms``). Each backend runs its SQL with its driver's own parameter style.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
+from index.languages import keyword_forms, keyword_text, text_language
 from index.models import SearchFilters
 
 __all__ = ["Fts5Keywords", "KeywordIndex", "TsvectorKeywords", "keyword_index"]
@@ -54,7 +57,9 @@ class Fts5Keywords:
     """SQLite FTS5, BM25 ranking."""
 
     def add(self, db: Connection, rows: Sequence[tuple[int, str, str]]) -> None:
-        db.exec_driver_sql("INSERT INTO passages_fts (rowid, title, body) VALUES (?, ?, ?)", rows)
+        db.exec_driver_sql(
+            "INSERT INTO passages_fts (rowid, title, body) VALUES (?, ?, ?)", stemmed(rows)
+        )
 
     def remove(self, db: Connection, ids: Sequence[int]) -> None:
         if ids:
@@ -77,16 +82,16 @@ class Fts5Keywords:
             sql += " JOIN passages p ON p.id = f.rowid JOIN articles a ON a.id = p.article_id"
         sql += " WHERE passages_fts MATCH ?" + (f" AND {where}" if where else "")
         sql += " ORDER BY score DESC LIMIT ?"
-        rows = db.exec_driver_sql(sql, (match_expression(words), *args, limit)).all()
+        rows = db.exec_driver_sql(sql, (match_expression(_all_forms(words)), *args, limit)).all()
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def words_found(self, db: Connection, words: Sequence[str], passage_id: int) -> int:
         return sum(
             1
-            for word in words
+            for forms in keyword_forms(words)
             if db.exec_driver_sql(
                 "SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? AND rowid = ?",
-                (match_word(word), passage_id),
+                (match_expression(forms), passage_id),
             ).first()
         )
 
@@ -110,7 +115,7 @@ class TsvectorKeywords:
             "INSERT INTO passage_words (passage_id, document) VALUES (%s, "
             "setweight(to_tsvector('english', %s), 'A') || "
             "setweight(to_tsvector('english', %s), 'B'))",
-            list(rows),
+            stemmed(rows),
         )
 
     def remove(self, db: Connection, ids: Sequence[int]) -> None:
@@ -125,6 +130,7 @@ class TsvectorKeywords:
         weights: tuple[float, float],
     ) -> list[tuple[int, float]]:
         where, args = filter_clause(filters, "postgresql")
+        words = _all_forms(words)
         # ts_rank's weights are {D, C, B, A}; only A (headline) and B (body) are used
         sql = (
             "SELECT w.passage_id, ts_rank(%s::float4[], w.document, q.q, %s) AS score "
@@ -142,9 +148,11 @@ class TsvectorKeywords:
     def words_found(self, db: Connection, words: Sequence[str], passage_id: int) -> int:
         if not words:
             return 0
-        found = " + ".join("(document @@ plainto_tsquery('english', %s))::int" for _ in words)
+        forms = keyword_forms(words)
+        found = " + ".join(f"(document @@ ({_any_word(f)}))::int" for f in forms)
         row = db.exec_driver_sql(
-            f"SELECT {found} FROM passage_words WHERE passage_id = %s", (*words, passage_id)
+            f"SELECT {found} FROM passage_words WHERE passage_id = %s",
+            (*(form for f in forms for form in f), passage_id),
         ).first()
         return int(row[0]) if row else 0
 
@@ -153,6 +161,21 @@ class TsvectorKeywords:
             "SELECT word, ndoc FROM ts_stat('SELECT document FROM passage_words')"
         )
         return [(str(term), int(count)) for term, count in rows]
+
+
+def stemmed(rows: Sequence[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
+    """(passage id, headline, body) with Russian and Azerbaijani words stemmed, the
+    language told from headline and body together."""
+    result = []
+    for passage_id, title, body in rows:
+        language = text_language(f"{title}\n{body}")
+        result.append((passage_id, keyword_text(title, language), keyword_text(body, language)))
+    return result
+
+
+def _all_forms(words: Sequence[str]) -> list[str]:
+    """Every form of every word to look for (`keyword_forms`), each once."""
+    return list(dict.fromkeys(form for forms in keyword_forms(words) for form in forms))
 
 
 def _any_word(words: Sequence[str]) -> str:

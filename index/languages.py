@@ -10,8 +10,23 @@ vectors that mean nothing, so it is better told so than searched. A multilingual
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
-__all__ = ["ENGLISH", "OTHER", "model_reads", "question_language", "reads_multilingual"]
+__all__ = [
+    "ENGLISH",
+    "OTHER",
+    "fold_diacritics",
+    "keyword_forms",
+    "keyword_text",
+    "model_reads",
+    "question_language",
+    "reads_multilingual",
+    "stem",
+    "text_language",
+]
 
 ENGLISH = "en"
 OTHER = "other"  # a script that is neither Latin nor Cyrillic (Arabic, Georgian, CJK...)
@@ -58,3 +73,90 @@ def question_language(text: str) -> str:
 def model_reads(language: str, model_name: str, setting: bool | None = None) -> bool:
     """Whether a question in ``language`` can be searched with the model."""
     return language == ENGLISH or reads_multilingual(model_name, setting)
+
+
+# -- stems for the keyword index ---------------------------------------------------------
+#
+# The keyword index stems English itself (FTS5's porter tokenizer, PostgreSQL's english
+# configuration) and would keep Russian and Azerbaijani words exactly as typed, so "мины"
+# would not find "мин". Those words are stemmed here, before the index's own tokenizer sees
+# them: Cyrillic words with Snowball's Russian stemmer; the words of Azerbaijani text with
+# Snowball's Turkish stemmer, Turkish being the closest language Snowball has, with ə read
+# as e (Azerbaijani ə is Turkish e in most shared suffixes: -lər/-ler, -də/-de, -dən/-den).
+# On 35 hand-made Azerbaijani inflection groups that joins 64% of the same-word pairs
+# (36% without the ə mapping, 0% as typed) and joins no two different words; Snowball has no
+# Azerbaijani stemmer of its own, so it is an approximation (README, "Languages").
+
+RUSSIAN = "ru"
+AZERBAIJANI = "az"
+MIN_STEM_CHARS = 3  # a shorter stem ("insan" -> "in") is over-stemming: the word is kept
+# Text (rather than a question) is Azerbaijani when ə, a letter no other language of the
+# news uses (about 8% of Azerbaijani letters), makes up this share of its letters, or when
+# it holds this many frequent Azerbaijani words: an English article that names "Erdoğan" or
+# "Şuşa" is still English.
+_TEXT_SCHWA_SHARE = 0.02
+_TEXT_WORDS = 3
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_COMBINING_DOT = "\u0307"  # "İ".lower() is "i" + this
+
+
+@cache
+def _stemmer(language: str) -> Any:
+    import snowballstemmer  # here, so importing index.languages stays cheap
+
+    return snowballstemmer.stemmer("russian" if language == RUSSIAN else "turkish")
+
+
+def stem(word: str, language: str = ENGLISH) -> str:
+    """A word's stem as the keyword index keeps it (lower-cased): Cyrillic words by the
+    Russian stemmer, Latin words of ``az`` text by the Turkish one; any other word is left to
+    the index (returned lower-cased)."""
+    word = word.lower().replace(_COMBINING_DOT, "")
+    if _CYRILLIC.search(word):
+        stemmed = _stemmer(RUSSIAN).stemWord(word)
+    elif language == AZERBAIJANI:
+        stemmed = _stemmer(AZERBAIJANI).stemWord(word.replace("ə", "e"))
+    else:
+        return word
+    return stemmed if len(stemmed) >= MIN_STEM_CHARS else word
+
+
+def text_language(text: str) -> str:
+    """Like `question_language`, but stricter about Azerbaijani, for whole passages: a few
+    Azerbaijani letters in a name do not make an English article Azerbaijani."""
+    language = question_language(text)
+    if language != AZERBAIJANI:
+        return language
+    letters = sum(c.isalpha() for c in text)
+    schwa = text.count("ə") + text.count("Ə")
+    frequent = sum(w.lower() in _AZERBAIJANI_WORDS for w in _WORD.findall(text))
+    if schwa >= _TEXT_SCHWA_SHARE * letters or frequent >= _TEXT_WORDS:
+        return AZERBAIJANI
+    return ENGLISH
+
+
+def keyword_text(text: str, language: str | None = None) -> str:
+    """``text`` as the keyword index is given it: its Russian words, and the words of
+    Azerbaijani text, replaced by their stems (`stem`); English text comes back unchanged."""
+    language = language or text_language(text)
+    if language != AZERBAIJANI and not _CYRILLIC.search(text):
+        return text
+    return _WORD.sub(lambda m: stem(m.group(), language), text)
+
+
+def keyword_forms(words: Sequence[str]) -> list[tuple[str, ...]]:
+    """Per question word (lower-cased, as `index.search.terms` gives them), the forms the
+    keyword index is searched for: the word as typed, and its stem when that differs. The
+    typed form still finds passages indexed before stems were kept, and a word of an
+    English question that `question_language` takes for Azerbaijani ("Erdoğan")."""
+    language = question_language(" ".join(words))
+    return [tuple(dict.fromkeys((word, stem(word, language)))) for word in words]
+
+
+def fold_diacritics(word: str) -> str:
+    """The word without diacritics (ç as c, ş as s), as FTS5's ``remove_diacritics`` keeps
+    it; letters that are not a base letter with a mark (ə, ı) stay."""
+    if word.isascii():
+        return word
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))

@@ -18,6 +18,8 @@ from enum import Enum
 
 import numpy as np
 
+from index.languages import ENGLISH, question_language, stem
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -161,13 +163,16 @@ def sentence_scores(
     question_terms: Sequence[str],
 ) -> list[float]:
     """Each sentence's score as an answer: similarity, overlap and the question's cue."""
-    wanted = set(question_terms)
+    language = question_language(question)
+    wanted = {stem(w, language) for w in question_terms}  # "карта" is "карты" (ru, az)
     kind = asks(question)
     question_words = frozenset(_WORD.findall(question.lower()))
     scores = []
     for (start, end), cosine in zip(sentences, similarity, strict=True):
         sentence = text[start:end]
         words = set(_WORD.findall(sentence.lower()))
+        if language != ENGLISH:
+            words = {stem(w, language) for w in words}
         overlap = len(wanted & words) / len(wanted) if wanted else 0.0
         scores.append(
             float(cosine)

@@ -26,6 +26,7 @@ import snowballstemmer
 from symspellpy import SymSpell, Verbosity
 from symspellpy.editdistance import DistanceAlgorithm, EditDistance
 
+from index.languages import fold_diacritics, keyword_forms
 from index.search import STOP_WORDS
 from index.store import Store
 
@@ -80,23 +81,27 @@ class Speller:
     def spell(self, words: Sequence[str]) -> Spelling:
         """The misspelt ones among a question's lower-cased content words, corrected."""
         english = english_words()
-        unknown = {
-            word: self._stemmer.stemWord(word)
-            for word in words
+        unknown = {  # a Russian or Azerbaijani word is known by its stem (index.languages)
+            word: self._stemmer.stemWord(forms[-1])
+            for word, forms in zip(words, keyword_forms(words), strict=True)
             if word.isalpha() and word not in english
         }
         if not unknown:
             return Spelling()
         with self._lock:
-            unknown = {w: s for w, s in unknown.items() if s not in self._counts}
+            unknown = {w: s for w, s in unknown.items() if not self._knows(s)}
             if unknown and self._refresh():
-                unknown = {w: s for w, s in unknown.items() if s not in self._counts}
+                unknown = {w: s for w, s in unknown.items() if not self._knows(s)}
             fixed = {}
             for word, stem in unknown.items():
                 meant = self._closest(stem) if len(word) >= MIN_WORD_CHARS else _stop_word(word)
                 if meant is not None:
                     fixed[word] = meant
         return Spelling(fixed)
+
+    def _knows(self, stem: str) -> bool:
+        """Whether the index holds the stem (FTS5 keeps it without diacritics: ç as c)."""
+        return stem in self._counts or fold_diacritics(stem) in self._counts
 
     def _closest(self, stem: str) -> str | None:
         distance = 1 if len(stem) < SHORT_STEM_CHARS else 2
