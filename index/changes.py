@@ -47,6 +47,7 @@ KEEP_ENTRIES = 100_000
 PASSAGES = "passages"
 REINDEX = "reindex"
 _LOCK = "newsbot_index.changes"  # advisory lock key (hashed), taken by every appender
+_PRUNE_LOCK = "newsbot_index.changes.prune"  # taken by a pruner: one at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +132,15 @@ class ChangeLog:
         keep: int = KEEP_ENTRIES,
     ) -> int:
         """Delete the entries older than ``older_than`` and all but the newest ``keep``
-        (the newest entry always stays); returns how many were deleted."""
-        if self.postgres:  # one pruner at a time, in step with the appenders
-            db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": _LOCK})
+        (the newest entry always stays); returns how many were deleted. Appenders go on
+        meanwhile: an entry not yet committed is numbered above every one seen here."""
+        if (
+            self.postgres
+            and not db.execute(
+                text("SELECT pg_try_advisory_xact_lock(hashtext(:key))"), {"key": _PRUNE_LOCK}
+            ).scalar_one()
+        ):
+            return 0  # another process is pruning
         head = self.head(db)
         cutoff = (datetime.now(UTC) - older_than).isoformat(timespec="seconds")
         old = db.execute(
@@ -143,9 +150,7 @@ class ChangeLog:
         if cut <= self.pruned_to(db):
             return 0
         deleted = db.execute(delete(changes).where(changes.c.seq <= cut)).rowcount
-        db.execute(
-            delete(meta).where(meta.c.key == "changes_pruned_to"),
-        )
+        db.execute(delete(meta).where(meta.c.key == "changes_pruned_to"))
         db.execute(meta.insert().values(key="changes_pruned_to", value=str(cut)))
         return int(deleted or 0)
 

@@ -231,11 +231,11 @@ class IndexCore:
         entries of other processes it applied."""
         with self._sync_lock:
             applied = self._follow()
-        if time.monotonic() - self._pruned_at >= PRUNE_INTERVAL_SECONDS:
-            self._pruned_at = time.monotonic()
-            pruned = self.store.prune_changes()
-            if pruned:
-                log.info("Pruned %s old change log entries", pruned)
+            if time.monotonic() - self._pruned_at >= PRUNE_INTERVAL_SECONDS:
+                self._pruned_at = time.monotonic()
+                pruned = self.store.prune_changes()
+                if pruned:
+                    log.info("Pruned %s old change log entries", pruned)
         if applied:
             self._changed()
         return applied
@@ -641,9 +641,10 @@ class IndexCore:
             yield True  # released when the file closes
 
     def close(self) -> None:
-        if self._own:  # this process wrote: saved, the index records the newest entry
-            with contextlib.suppress(Exception), self._sync_lock:
-                self._follow()
+        with self._sync_lock:  # a sync running in another thread finishes first
+            if self._own:  # this process wrote: saved, the index records the newest entry
+                with contextlib.suppress(Exception):
+                    self._follow()
         if self._dirty:
             self.save()
         self.store.close()

@@ -2,11 +2,17 @@
 and network I/O) runs in a worker thread, so the event loop never waits on them.
 
 Questions asked at about the same time are embedded together, in one model call
-(``index.batching``); the rest of each search then runs in its own worker thread."""
+(``index.batching``); the rest of each search then runs in its own worker thread.
+
+From ``open`` to ``close`` the index follows the writes of other processes on the same
+database (``IndexCore.sync``, ``index/changes.py``) in the background: every
+INDEX_SYNC_INTERVAL seconds, and on PostgreSQL at once, woken by ``LISTEN``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -14,7 +20,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from index.batching import MicroBatcher
+from index.changes import CHANNEL
 from index.core import IndexCore, Progress, ReindexReport
+from index.database import postgres_url
 from index.embedding import Embedder, create_embedder
 from index.metrics import SEARCH_SECONDS
 from index.models import (
@@ -28,14 +36,25 @@ from index.models import (
 from index.settings import IndexSettings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+LISTEN_RETRY_SECONDS = 5.0  # wait before listening again after the connection was lost
+LISTEN_CHECK_SECONDS = 60.0  # a quiet listening connection is checked this often
 
 
 class ArticleIndex:
-    """Articles in, ranked passages out; safe to share across concurrent handlers."""
+    """Articles in, ranked passages out; safe to share across concurrent handlers.
 
-    def __init__(self, core: IndexCore) -> None:
+    ``follow=True`` (what ``open`` does) follows other processes' writes until ``close``."""
+
+    def __init__(self, core: IndexCore, *, follow: bool = False) -> None:
         self.core = core
         self.questions = MicroBatcher[str, np.ndarray](self._embed_questions)
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        if follow:
+            self._tasks.append(asyncio.create_task(self._follow(), name="index-follow"))
+            if core.store.dialect == "postgresql":
+                self._tasks.append(asyncio.create_task(self._listen(), name="index-listen"))
 
     @classmethod
     async def open(
@@ -47,7 +66,7 @@ class ArticleIndex:
         embedder = embedder or create_embedder(settings)
         await asyncio.to_thread(embedder.encode, ["warm-up"])
         core = await asyncio.to_thread(IndexCore.open, settings, embedder)
-        return cls(core)
+        return cls(core, follow=True)
 
     async def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(partial(func, *args, **kwargs))
@@ -108,5 +127,72 @@ class ArticleIndex:
     async def stats(self) -> IndexStats:
         return await self._run(self.core.stats)
 
+    async def sync_lag(self) -> int:
+        """How many changes other processes made are not searchable here yet (0: none)."""
+        return await self._run(self.core.sync_lag)
+
+    async def sync(self) -> int:
+        """Apply the other processes' changes now; returns how many were applied."""
+        return await self._run(self.core.sync)
+
+    async def _follow(self) -> None:
+        """Sync every INDEX_SYNC_INTERVAL seconds, or at once when woken."""
+        interval = self.core.settings.index_sync_interval
+        while True:
+            self._wake.clear()  # a wake-up during the sync below leads to another at once
+            try:
+                await self.sync()
+            except Exception as error:  # the database is away: the next round tries again
+                log.warning("Following the index's change log failed: %s", _one_line(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+
+    async def _listen(self) -> None:
+        """Wake the follower at each NOTIFY of a change (PostgreSQL); reconnect when the
+        connection is lost, syncing at once since notifications may have been missed."""
+        import psycopg
+
+        url = self.core.settings.database_url
+        assert url is not None  # PostgreSQL
+        conninfo = (
+            postgres_url(url.get_secret_value())
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
+        )
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    conninfo, autocommit=True, connect_timeout=10
+                ) as connection:
+                    await connection.execute(f"LISTEN {CHANNEL}")
+                    self._wake.set()
+                    while True:
+                        async for _ in connection.notifies(timeout=LISTEN_CHECK_SECONDS):
+                            self._wake.set()
+                        await connection.execute("SELECT 1")  # still there?
+            except (psycopg.Error, OSError) as error:
+                log.warning(
+                    "Listening for index changes failed (%s); polling every %s s, listening "
+                    "again in %s s",
+                    _one_line(error, url.get_secret_value()),
+                    self.core.settings.index_sync_interval,
+                    LISTEN_RETRY_SECONDS,
+                )
+                self._wake.set()
+                await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
         await self._run(self.core.close)
+
+
+def _one_line(error: BaseException, secret: str | None = None) -> str:
+    """An error in one line, without the database password."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    password = postgres_url(secret).password if secret else None
+    return text.replace(str(password), "***") if password else text
