@@ -9,9 +9,10 @@ does not load FAISS, and nothing here loads torch or onnxruntime until a text is
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from index.lazy import lazy_exports
 
 # FAISS and PyTorch each run an OpenMP pool. By default an idle pool's threads spin for a
 # long while after each task, stealing the cores the other one needs next (a FAISS search
@@ -97,14 +98,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'index' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -7,24 +7,28 @@ on open.
 worker threads, next to FAISS and the model. Opening runs the Alembic migrations in
 ``index/migrations``; a file of the hand-written scheme before Alembic (``meta`` key
 ``schema_version`` = 1) is recognised, stamped at the first revision and upgraded in place.
+A database already at the newest revision is recognised by one query, without importing
+Alembic (a third of a second of every command's start).
+
+Closing waits for the queries under way (searches in worker threads) to finish, then
+closes the connections; a query begun after that raises ``DatabaseClosedError``.
 
 Errors (``index.errors.StorageError``, one line, the URL's password never shown):
-``DatabaseUnavailableError`` (wrong or unreachable URL) and ``SchemaTooNewError``.
+``DatabaseUnavailableError`` (wrong or unreachable URL), ``SchemaTooNewError`` and
+``DatabaseClosedError``.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import QueuePool
@@ -32,9 +36,14 @@ from sqlalchemy.pool import QueuePool
 from index.errors import StorageError
 from index.schema import SCHEMA
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
 __all__ = [
     "SQLITE_FILE",
     "Database",
+    "DatabaseClosedError",
     "DatabaseUnavailableError",
     "SchemaTooNewError",
     "database_url",
@@ -46,6 +55,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"
 LEGACY_VERSION = 1  # meta.schema_version of files from the hand-written scheme
 POOL_SIZE = 8  # worker threads that query at once without opening a connection
+CLOSE_WAIT_SECONDS = 30.0  # closing waits this long at most for the queries under way
+log = logging.getLogger(__name__)
 
 
 class DatabaseUnavailableError(StorageError):
@@ -54,6 +65,10 @@ class DatabaseUnavailableError(StorageError):
 
 class SchemaTooNewError(StorageError):
     """The database was migrated by a newer version of the program."""
+
+
+class DatabaseClosedError(StorageError):
+    """A query was begun after the database was closed (the program is shutting down)."""
 
 
 def database_url(data_dir: Path, url: str | None) -> URL:
@@ -84,7 +99,17 @@ def postgres_url(url: str) -> URL:
 
 def head_revision() -> str:
     """The newest schema revision this program knows."""
+    from alembic.script import ScriptDirectory
+
     return str(ScriptDirectory.from_config(_config()).get_current_head())
+
+
+def newest_revision_file() -> str | None:
+    """The revision the newest migration file names: its file name starts with its revision
+    id, and ids sort in order (``0001_…``, ``0002_…``; a test checks that this is Alembic's
+    head). Read from the folder, so it costs no Alembic import."""
+    names = sorted(p.name for p in (MIGRATIONS / "versions").glob("[0-9]*.py"))
+    return names[-1].split("_", 1)[0] if names else None
 
 
 class Database:
@@ -97,6 +122,9 @@ class Database:
         self.read_only = read_only
         self.schema = SCHEMA if self.dialect == "postgresql" else None
         self.path = Path(self.url.database or "") if self.dialect == "sqlite" else None
+        self._gate = threading.Condition()  # counts the connections in use, for dispose
+        self._in_use = 0
+        self._closed = False
         if self.path is not None:
             self.engine = _sqlite_engine(self.path, read_only=read_only)
         else:
@@ -118,6 +146,12 @@ class Database:
     def migrate(self) -> None:
         """Bring the schema to the newest revision; raises ``SchemaTooNewError``,
         ``DatabaseUnavailableError``."""
+        if self._recorded_revisions() == [newest_revision_file()]:
+            return  # up to date: no Alembic import, no lock
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
         with self.write() as connection:
             if self.schema is not None:
                 connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
@@ -141,8 +175,29 @@ class Database:
                     )
             command.upgrade(config, "head")
 
+    def _recorded_revisions(self) -> list[str] | None:
+        """The revisions in Alembic's version table, in one query; None when there is no
+        such table yet (a new database, or one from before Alembic)."""
+        table = "alembic_version" if self.schema is None else f'"{self.schema}".alembic_version'
+        with self.read() as connection:
+            exists = (
+                connection.exec_driver_sql(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+                ).first()
+                if self.schema is None
+                else connection.exec_driver_sql(
+                    "SELECT to_regclass(%s)", (f"{self.schema}.alembic_version",)
+                ).scalar()
+            )
+            if not exists:
+                return None
+            rows = connection.exec_driver_sql(f"SELECT version_num FROM {table}").all()
+        return sorted(str(row[0]) for row in rows)
+
     def _adopt_legacy(self, connection: Connection, config: Config) -> None:
         """A file from the hand-written scheme: stamp it at the revision it matches."""
+        from alembic import command
+
         tables = {
             name
             for (name,) in connection.exec_driver_sql(
@@ -167,6 +222,8 @@ class Database:
 
     def revision(self) -> str | None:
         """The schema revision recorded in the database (None: not migrated by Alembic)."""
+        from alembic.runtime.migration import MigrationContext
+
         with self.read() as connection:
             context = MigrationContext.configure(
                 connection, opts={"version_table_schema": self.schema}
@@ -176,16 +233,31 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A pooled connection (its transaction rolled back at the end)."""
-        with self.engine.connect() as connection:
+        with self._in_use_while(), self.engine.connect() as connection:
             yield connection
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A connection in a write transaction, committed at the end unless it raises."""
-        with self.engine.connect() as connection:
+        with self._in_use_while(), self.engine.connect() as connection:
             connection = connection.execution_options(sqlite_immediate=True)
             with connection.begin():
                 yield connection
+
+    @contextmanager
+    def _in_use_while(self) -> Iterator[None]:
+        """Counts a connection in use; refused once the database is closed."""
+        with self._gate:
+            if self._closed:
+                raise DatabaseClosedError(f"{self.where} is closed: the index is shutting down")
+            self._in_use += 1
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._in_use -= 1
+                if not self._in_use:
+                    self._gate.notify_all()
 
     def unavailable(self, error: BaseException) -> DatabaseUnavailableError:
         """The error for a connection that failed, in one line without the password."""
@@ -197,11 +269,25 @@ class Database:
             "running there and the URL (host, port, database, user, password)"
         )
 
-    def dispose(self) -> None:
+    def dispose(self, wait: float = CLOSE_WAIT_SECONDS) -> None:
+        """Close: refuse new queries, wait up to ``wait`` seconds for those under way (a
+        search in a worker thread) to finish, then close the pooled connections."""
+        with self._gate:
+            self._closed = True
+            finished = self._gate.wait_for(lambda: not self._in_use, wait)
+            if not finished:
+                log.warning(
+                    "Closing %s with %d queries still running after %g s",
+                    self.where,
+                    self._in_use,
+                    wait,
+                )
         self.engine.dispose()
 
 
 def _config(connection: Connection | None = None, schema: str | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -210,6 +296,8 @@ def _config(connection: Connection | None = None, schema: str | None = None) -> 
 
 
 def _known(script: ScriptDirectory, revision: str) -> bool:
+    from alembic.util import CommandError
+
     try:
         return script.get_revision(revision) is not None
     except CommandError:

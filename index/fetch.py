@@ -26,21 +26,19 @@ import asyncio
 import ipaddress
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-import aiohttp
-from aiohttp.abc import ResolveResult
-from aiohttp.resolver import ThreadedResolver
-from yarl import URL
-
 from index.errors import FetchError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # aiohttp is imported when a request is made (0.2 s of every start)
+    import aiohttp
     from aiohappyeyeballs import AddrInfoType
+    from aiohttp.abc import AbstractResolver
+    from yarl import URL
 
     from index.settings import IndexSettings
 
@@ -121,22 +119,30 @@ class _Refused(OSError):
     """A destination address refused by the policy (an OSError so aiohttp passes it on)."""
 
 
-class _CheckedResolver(ThreadedResolver):
-    """Resolves host names and refuses the host when any of its addresses is refused."""
+@cache
+def _checked_resolver() -> Callable[[FetchPolicy], AbstractResolver]:
+    """The resolver class (made on first use, when aiohttp is imported)."""
+    from aiohttp.abc import ResolveResult
+    from aiohttp.resolver import ThreadedResolver
 
-    def __init__(self, policy: FetchPolicy) -> None:
-        super().__init__()
-        self._policy = policy
+    class CheckedResolver(ThreadedResolver):
+        """Resolves host names and refuses the host when any of its addresses is refused."""
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await super().resolve(host, port, family)
-        for result in results:
-            reason = self._policy.refusal(result["host"])
-            if reason is not None:
-                raise _Refused(f"refused: {host} resolves to {result['host']}, {reason}")
-        return results
+        def __init__(self, policy: FetchPolicy) -> None:
+            super().__init__()
+            self._policy = policy
+
+        async def resolve(
+            self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+        ) -> list[ResolveResult]:
+            results = await super().resolve(host, port, family)
+            for result in results:
+                reason = self._policy.refusal(result["host"])
+                if reason is not None:
+                    raise _Refused(f"refused: {host} resolves to {result['host']}, {reason}")
+            return results
+
+    return CheckedResolver
 
 
 def _checked_socket(policy: FetchPolicy, addr_info: AddrInfoType) -> socket.socket:
@@ -188,9 +194,11 @@ class HttpClient:
             self._session = None
 
     def _open(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                resolver=_CheckedResolver(self.policy),
+                resolver=_checked_resolver()(self.policy),
                 socket_factory=partial(_checked_socket, self.policy),
             )
             self._session = aiohttp.ClientSession(
@@ -203,6 +211,8 @@ class HttpClient:
 
     async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
         """GET ``url``, following redirects, within the policy's deadline and size."""
+        import aiohttp
+
         try:
             async with asyncio.timeout(self.policy.timeout):
                 return await self._follow(url, dict(headers or {}))
@@ -254,6 +264,8 @@ class HttpClient:
 
 def _parse(url: str, *, base: URL | None = None) -> URL:
     """``url`` (relative to ``base``) as an absolute http(s) URL; FetchError otherwise."""
+    from yarl import URL
+
     try:
         target = URL(url)
         if base is not None:
@@ -270,6 +282,8 @@ def _parse(url: str, *, base: URL | None = None) -> URL:
 
 def _reason(error: aiohttp.ClientError) -> str:
     """A one-line reason for an aiohttp error, in words an admin can act on."""
+    import aiohttp
+
     if isinstance(error, aiohttp.ClientConnectorError):
         cause = error.os_error
         if isinstance(cause, _Refused) or "refused: " in str(cause):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from index import IndexCore, IndexSettings
+from index.database import head_revision, newest_revision_file
 from index.embedding import model_identity
 from index.settings import DEFAULT_MODEL
 from tests.factories import article
@@ -85,6 +86,19 @@ def test_index_commands_that_never_embed_load_no_model_library(
     assert loaded(modules) == []
     if argv == ["stats"]:
         assert "articles     2" in output and "@" in output  # the backend is named
+
+
+def test_stats_on_an_up_to_date_database_loads_neither_alembic_nor_aiohttp(
+    data_dir: Path,
+) -> None:
+    code, modules, output = run_and_report("index.cli", ["stats"], data_dir)
+    assert code == 0, output
+    assert sorted({"alembic", "aiohttp"} & modules) == []
+
+
+def test_the_newest_migration_file_names_alembics_head_revision() -> None:
+    """Opening skips Alembic when the database is at the revision the newest file names."""
+    assert newest_revision_file() == head_revision()
 
 
 def test_removing_an_article_loads_no_model_library(data_dir: Path) -> None:
