@@ -41,10 +41,13 @@ RUN useradd --create-home --uid 10001 newsbot \
 USER newsbot
 VOLUME /data
 
-# Webhook mode listens here (set WEBHOOK_URL and WEBHOOK_SECRET); polling needs no port.
+# Webhook mode listens here (set WEBHOOK_URL and WEBHOOK_SECRET), with /healthz, /readyz and
+# /metrics beside it; polling needs no port (METRICS_PORT serves those three).
 EXPOSE 8080
 
-# Healthy while the bot receives updates: it touches /data/heartbeat every 30 s.
+# Healthy while the bot is alive: `healthcheck` asks its /healthz on WEBHOOK_PORT (webhook
+# mode, `web`) or METRICS_PORT (polling with it set, `worker`); with neither, it checks that
+# /data/heartbeat is fresh (rewritten every 30 s). compose.yaml asks /readyz (--ready).
 HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 \
     CMD ["python", "-m", "bot", "healthcheck"]
 

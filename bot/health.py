@@ -78,12 +78,12 @@ class Readiness:
         if self.services is None:
             return "starting: the model and the index are not loaded yet"
         checks: list[tuple[str, Check]] = [
-            ("index", self._index_current),
             ("index database", self._index_database),
             ("bot database", self._bot_database),
         ]
         if self.settings.redis_url is not None:
             checks.append(("redis", self._redis_ping))
+        checks.append(("index change log", self._index_current))  # after its database
         results = await asyncio.gather(*(self._run(name, check) for name, check in checks))
         return next((reason for reason in results if reason), None)
 
@@ -144,6 +144,10 @@ class Readiness:
         return None
 
     async def _redis_ping(self) -> str | None:
+        shared = getattr(self.services, "shared", None)  # the client the bot's state uses
+        if shared is not None:
+            await shared.check()
+            return None
         if self._redis is None:
             import redis.asyncio as redis  # only with REDIS_URL
 

@@ -2,8 +2,8 @@
 
 Two formats (``LOG_FORMAT``): ``text``, one human-readable line per record (the default), and
 ``json``, one JSON object per line with ``time``, ``level``, ``logger`` and ``message``, plus
-``update_id`` and ``chat_id`` while an update is being handled (``log_context``, set by the
-dispatcher's outermost middleware, `bot.metrics.ObserveUpdates`), ``duration`` (seconds)
+``update_id`` and ``chat_id`` while an update is being handled (``log_context``, set by
+`bot.metrics.ObservedDispatcher`), ``duration`` (seconds)
 where a record carries one, and ``exception`` with the traceback. Secrets are redacted from
 the message and the traceback before either format sees them.
 """
@@ -71,8 +71,11 @@ class RedactingFilter(logging.Filter):
             for secret in self.secrets:
                 message = message.replace(secret, "[redacted]")
             record.msg, record.args = message, None
-        if record.exc_info and record.exc_text is None:
-            text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            # Another handler may have formatted (and cached) the traceback already
+            text = record.exc_text or logging.Formatter().formatException(
+                record.exc_info or (None, None, None)
+            )
             if any(secret in text for secret in self.secrets):
                 for secret in self.secrets:
                     text = text.replace(secret, "[redacted]")
@@ -120,7 +123,7 @@ def setup_logging(level: str, secrets: Iterable[str] = (), log_format: str = "te
     """Log to stderr at ``level`` in ``log_format`` (text or json), ``secrets`` redacted."""
     logging.basicConfig(level=level, handlers=[make_handler(log_format, secrets)], force=True)
     # aiogram logs "Update id=… is handled. Duration … ms" at INFO for every update; the
-    # dispatcher's own middleware (bot.metrics.ObserveUpdates) logs that line with the
+    # dispatcher (bot.metrics.ObservedDispatcher) logs that line with the
     # update's kind and chat, as fields in JSON. Its warnings and errors still show.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
 
