@@ -1,5 +1,7 @@
-"""``python -m bot``: run the bot (polling, or webhook when WEBHOOK_URL is set),
-``python -m bot chat`` for the local terminal chat, ``python -m bot healthcheck`` for Docker."""
+"""``python -m bot``: run the bot (polling, or webhook when WEBHOOK_URL is set), all in one
+process; ``python -m bot web`` and ``python -m bot worker`` for the roles of a scaled
+deployment; ``python -m bot chat`` for the local terminal chat, ``python -m bot healthcheck``
+for Docker."""
 
 from __future__ import annotations
 
@@ -15,7 +17,12 @@ from bot.settings import BotSettings, SettingsError, load_settings
 from index.settings import describe_settings
 
 COMMANDS = {
-    "run": "serve Telegram: long polling, or a webhook server when WEBHOOK_URL is set (default)",
+    "run": "serve Telegram: long polling, or a webhook server when WEBHOOK_URL is set, plus "
+    "feeds, alert delivery, digests and /reindex, all in one process (default)",
+    "web": "a webhook replica (WEBHOOK_URL, WEBHOOK_SECRET): answers updates only; run any "
+    "number behind a load balancer, sharing DATABASE_URL (and REDIS_URL) with the workers",
+    "worker": "feeds, alert delivery, digests and /reindex jobs, no updates; run any number "
+    "beside web replicas, sharing DATABASE_URL (and REDIS_URL)",
     "chat": "chat with the bot in this terminal: no token, no network",
     "healthcheck": "exit 0 if the settings are valid and the running bot's heartbeat is fresh",
     "bench": "load benchmark: many users ask at once (`python -m bot bench --help`)",
@@ -66,14 +73,29 @@ def main(argv: list[str] | None = None) -> int:
     # healthcheck should not wait for.
     from aiohttp import web
 
-    from bot.app import StartupError, run_polling, webhook_app
+    from bot.app import StartupError, run_polling, run_worker, webhook_app
     from bot.chat import run_chat
     from bot.shutdown import exit_without_stuck_workers, run
     from bot.storage import StorageError
 
+    if command == "web" and not (settings.webhook_url and settings.webhook_secret):
+        print(
+            "error: python -m bot web takes updates by webhook only: set WEBHOOK_URL and "
+            "WEBHOOK_SECRET (or run python -m bot for long polling)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if command == "chat":
             asyncio.run(run_chat(settings))
+        elif command == "worker":
+            run(run_worker(settings))
+        elif command == "web":
+            web.run_app(
+                webhook_app(settings, role="web"),
+                host=settings.webhook_host,
+                port=settings.webhook_port,
+            )
         elif settings.webhook_url:
             web.run_app(
                 webhook_app(settings), host=settings.webhook_host, port=settings.webhook_port
@@ -85,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         pass
-    if command == "run":  # stopped by a signal: do not wait for stuck downloads at exit
+    if command != "chat":  # stopped by a signal: do not wait for stuck downloads at exit
         exit_without_stuck_workers(0)
     return 0
 

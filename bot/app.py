@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -25,12 +26,14 @@ from aiohttp import web
 from bot.alerts.service import AlertsService
 from bot.handlers import admin, ask, buttons, errors, inline, language, results, start
 from bot.handlers.alerts import create_routers as create_alert_routers
+from bot.health import start_metrics_server
 from bot.heartbeat import HEARTBEAT_FILE, HEARTBEAT_INTERVAL
-from bot.i18n import CachedLanguages, LanguageMiddleware
+from bot.i18n import CachedLanguages, LanguageMiddleware, create_i18n
+from bot.jobs import JobRunner
 from bot.menus import set_commands
 from bot.rate_limit import RateLimitMiddleware
 from bot.sending import KeepResponseTypes, RetryAfterMiddleware
-from bot.services import Services
+from bot.services import Role, Services
 from bot.settings import BotSettings
 from bot.shutdown import bounded, worker_pool
 from bot.storage import StorageError
@@ -48,8 +51,11 @@ __all__ = [
     "open_index",
     "open_services",
     "run_polling",
+    "run_worker",
     "seed_if_empty",
     "set_commands",
+    "start_background",
+    "webhook_app",
 ]
 
 log = logging.getLogger(__name__)
@@ -136,10 +142,13 @@ def _one_line(text: str) -> str:
 def build_services(settings: BotSettings, index: ArticleIndex) -> Services:
     """The services over an open index, alerts included."""
     alerts = AlertsService(settings, index, admin_ids=settings.admin_ids)
+    i18n = create_i18n()
     return Services.create(
         settings,
         index,
         alerts=alerts,
+        jobs=JobRunner(alerts.store.jobs, index, i18n),
+        i18n=i18n,
         on_blocked=alerts.chat_blocked,
         count_subscribers=alerts.count_subscribers,
         languages=CachedLanguages(alerts.store.chats.language, alerts.store.chats.set_language),
@@ -225,18 +234,30 @@ def create_dispatcher(
 
 
 async def _on_startup(bot: Bot, services: Services) -> None:
-    """Menus, feed polling and alert delivery, and a heartbeat file for the health check."""
+    """Menus, the background work of a process that does everything (`start_background`),
+    and a heartbeat file for the health check."""
     await set_commands(bot, services.settings.admin_ids, services.i18n)
-    if services.alerts is not None:
-        await services.alerts.start(bot)
+    if services.role == "all":
+        await start_background(bot, services)
     services.spawn(_heartbeat(services.settings.data_dir / HEARTBEAT_FILE), "heartbeat")
     me = await bot.me()
     log.info("Serving @%s with %s articles", me.username, (await services.index.stats()).articles)
 
 
+async def start_background(bot: Bot, services: Services) -> None:
+    """What a worker does (and the process that does everything): feed polling, alert
+    delivery and digests (`AlertsService`), and jobs such as /reindex (`JobRunner`)."""
+    if services.alerts is not None:
+        await services.alerts.start(bot)
+    if services.jobs is not None:
+        services.jobs.start(bot)
+
+
 async def _on_shutdown(services: Services) -> None:
-    """Stop background work (alerts, heartbeat, a running reindex's status updates), each
-    step for a few seconds at most (`bot.shutdown.bounded`)."""
+    """Stop background work (jobs, alerts, heartbeat, a running reindex's status updates),
+    each step for a few seconds at most (`bot.shutdown.bounded`)."""
+    if services.jobs is not None:
+        await bounded(services.jobs.stop(), "stopping jobs")
     if services.alerts is not None:
         await bounded(services.alerts.stop(), "stopping feeds and alert delivery")
     for task in list(services.background):
@@ -298,14 +319,18 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-async def webhook_app(settings: BotSettings, embedder: Embedder | None = None) -> web.Application:
+async def webhook_app(
+    settings: BotSettings, embedder: Embedder | None = None, *, role: Role = "all"
+) -> web.Application:
     """The webhook app with its services; for ``web.run_app``, which handles signals.
-    Start-up failures raise `StartupError`."""
+    ``role`` "web": a replica that only answers updates (no feeds, alert delivery,
+    digests or jobs: workers do those). Start-up failures raise `StartupError`."""
     asyncio.get_running_loop().set_default_executor(worker_pool())  # see bot.shutdown
     bot = create_bot(settings)
     try:
         await check_bot(bot, settings)
         services = await open_services(settings, embedder)
+        services.role = role
     except BaseException:
         await bot.session.close()
         raise
@@ -319,3 +344,41 @@ async def webhook_app(settings: BotSettings, embedder: Embedder | None = None) -
 
     app.on_cleanup.append(close)
     return app
+
+
+async def run_worker(
+    settings: BotSettings, embedder: Embedder | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """``python -m bot worker``: feed polling, alert delivery, digests and jobs, without
+    Telegram updates, until SIGINT/SIGTERM (or ``stop`` is set). It needs the Bot to send
+    alerts and edit status messages. Start-up failures raise `StartupError`."""
+    bot = create_bot(settings)
+    try:
+        await check_bot(bot, settings)
+        services = await open_services(settings, embedder)
+        services.role = "worker"
+        metrics = None
+        try:
+            stop = stop or _stop_on_signals()
+            metrics = await start_metrics_server(settings, services)  # with METRICS_PORT
+            await start_background(bot, services)
+            services.spawn(_heartbeat(settings.data_dir / HEARTBEAT_FILE), "heartbeat")
+            log.info("Worker started: feeds, alert delivery, digests and jobs")
+            await stop.wait()
+        finally:
+            await _on_shutdown(services)
+            if metrics is not None:
+                await bounded(metrics.cleanup(), "stopping the metrics server")
+            await bounded(services.index.close(), "closing the index")
+            log.info("Stopped")
+    finally:
+        await bot.session.close()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop

@@ -37,7 +37,14 @@ from aiogram.methods import (
 from aiogram.methods.base import TelegramType
 from aiogram.types import InlineKeyboardMarkup, Update
 
-from bot.app import build_services, create_bot, create_dispatcher, open_index, seed_if_empty
+from bot.app import (
+    build_services,
+    create_bot,
+    create_dispatcher,
+    open_index,
+    seed_if_empty,
+    start_background,
+)
 from bot.settings import BotSettings
 from index import Embedder
 
@@ -294,13 +301,14 @@ async def run_chat(
         dispatcher = create_dispatcher(services, notice_every_drop=True)
         print(BANNER, file=out, flush=True)
         print(file=out)
-        assert services.alerts is not None
-        await services.alerts.start(bot)
+        assert services.alerts is not None and services.jobs is not None
+        await start_background(bot, services)
         try:
             await _converse(
                 dispatcher, bot, session, _lines(lines if lines is not None else stdin_lines())
             )
         finally:
+            await services.jobs.stop()
             await services.alerts.stop()
         for task in list(services.background):
             task.cancel()

@@ -8,17 +8,18 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 from aiogram.utils.i18n import I18n
 
 from bot.alerts.service import AlertsService
 from bot.i18n import ChatLanguages, MemoryLanguages, create_i18n
+from bot.jobs import JobRunner
 from bot.query_state import QueryStore
 from bot.settings import BotSettings
 from index import ArticleIndex
 
-__all__ = ["BlockedChats", "BlockedHook", "Services", "SubscriberCount"]
+__all__ = ["BlockedChats", "BlockedHook", "Role", "Services", "SubscriberCount"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,9 @@ BlockedHook = Callable[[int], Awaitable[None]]
 """Called with a chat id when Telegram says the bot may no longer write there (403)."""
 SubscriberCount = Callable[[], Awaitable[int]]
 """Returns how many chats are subscribed to something, for /stats."""
+Role = Literal["all", "web", "worker"]
+"""``all``: one process does everything; ``web``: answers updates only; ``worker``: feeds,
+alert delivery, digests and jobs only."""
 
 
 class BlockedChats:
@@ -53,7 +57,9 @@ class Services:
     languages: ChatLanguages = field(default_factory=MemoryLanguages)  # chosen by /language
     i18n: I18n = field(default_factory=create_i18n)  # the catalogues of bot/locales
     started_at: float = field(default_factory=time.monotonic)
-    reindex_task: asyncio.Task[None] | None = None
+    reindex_task: asyncio.Task[None] | None = None  # /reindex without ``jobs``: run here
+    jobs: JobRunner | None = None  # /reindex as a job in the bot's database (with alerts)
+    role: Role = "all"  # what this process does besides answering (``python -m bot ROLE``)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
@@ -68,7 +74,14 @@ class Services:
 
     @property
     def reindexing(self) -> bool:
+        """A reindex started by this process (without ``jobs``) is running."""
         return self.reindex_task is not None and not self.reindex_task.done()
+
+    async def reindex_active(self) -> bool:
+        """A reindex is queued or running: anywhere (``jobs``), else in this process."""
+        if self.jobs is not None:
+            return await self.jobs.reindexing()
+        return self.reindexing
 
     def spawn(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         """Run background work, keeping a reference until it ends."""

@@ -48,6 +48,7 @@ async def send(args: argparse.Namespace) -> int:
         chat_interval=settings.alert_chat_interval,
         concurrency=settings.alert_concurrency,
         max_attempts=settings.alert_max_attempts,
+        lease=settings.alert_claim_lease,
     )
     try:
         await sender.run(until_empty=args.until_empty)

@@ -1,16 +1,22 @@
 """The outbox sender: delivers queued alerts under Telegram's limits, exactly once.
 
-Each row is claimed (``sending``) just before its request and marked ``sent`` just after,
-so a crash can repeat only the requests in flight (at most ``concurrency``). Limits: a
-global pace (messages per second) and a per-chat gap; a 429 pauses everything for its
+Rows are claimed in batches (``sending``, with a lease this sender renews while it runs)
+and marked ``sent`` just after Telegram accepts them (the marks of requests that finish
+together share one transaction). Any number of senders, in any number of processes, share
+one outbox: a row goes to one of them, a chat gets one message at a time, and the rows of a
+sender that dies return to the queue when its lease passes, so a crash can repeat only the
+requests in flight (at most ``concurrency`` per sender). Limits: a global pace (messages
+per second; shared by every worker through Redis when REDIS_URL is set) and a per-chat gap
+(kept in the outbox, so across workers too); a 429 pauses everything for its
 ``retry_after``; 5xx and network errors are retried with exponential backoff; a 403 or a
-vanished chat deactivates the chat and drops its queue; a group that became a supergroup
-is followed to its new id.
+vanished chat deactivates the chat and drops its queue; a group that became a supergroup is
+followed to its new id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -31,7 +37,9 @@ from aiogram.types import LinkPreviewOptions
 
 from bot.alerts.rendering import render
 from bot.i18n import CachedLanguages, create_i18n, speaking
+from bot.metrics import ALERTS_SENT
 from bot.storage import BotStore, OutboxRow
+from bot.storage.base import new_owner
 
 __all__ = ["OutboxSender", "Pace", "SenderStats"]
 
@@ -95,7 +103,11 @@ class OutboxSender:
         concurrency: int = 4,
         max_attempts: int = 6,
         backoff: float = 1.0,
+        lease: float = 30.0,
+        owner: str | None = None,
     ) -> None:
+        """``lease``: seconds a claim lasts unless renewed (ALERT_CLAIM_LEASE); ``owner``:
+        this sender's name on its claims (default: host, pid and a random part)."""
         self.outbox = store.outbox
         self.chats = store.chats
         self.i18n = create_i18n()  # alerts are rendered in each chat's language
@@ -108,8 +120,13 @@ class OutboxSender:
         self._pace = Pace(rate)
         self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
-        self._busy_chats: set[int] = set()
-        self._chat_ready: dict[int, float] = {}  # chat -> monotonic time it may get the next
+        self.lease = lease
+        self.owner = owner or new_owner()
+        self._batch = max(4 * concurrency, 16)  # rows claimed at once
+        self._queue: collections.deque[OutboxRow] = collections.deque()  # claimed, not started
+        self._exhausted = False  # the last claim found fewer rows than it asked for
+        self._to_mark: list[tuple[tuple[int, int], asyncio.Future[None]]] = []
+        self._marking = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -129,46 +146,58 @@ class OutboxSender:
 
     async def run(self, *, until_empty: bool = False) -> None:
         """Send until stopped (or, with ``until_empty``, until nothing is pending)."""
-        recovered = await self.outbox.recover()
-        if recovered:
-            log.warning("Re-queued %s alerts that were being sent when the bot stopped", recovered)
+        released = await self.outbox.release_expired()
+        if released:
+            log.warning("Re-queued %s alerts whose sender stopped before marking them", released)
+        keeper = asyncio.create_task(self._keep_leases(), name="alerts-leases")
+        try:
+            await self._loop(until_empty)
+        finally:
+            keeper.cancel()
+            if self._tasks:
+                await asyncio.wait(self._tasks)
+            if self._queue:  # claimed but never started: back to the queue at once
+                await self.outbox.unclaim([row.id for row in self._queue], self.owner)
+                self._queue.clear()
+
+    async def _loop(self, until_empty: bool) -> None:
         while not self._stopping:
+            woken = self._wake.is_set()
             self._wake.clear()
-            rows = await self.outbox.due(self.outbox.now(), 4 * self._concurrency + 64)
-            started = 0
-            for row in rows:
-                if self._stopping:
-                    break
-                if row.chat_id in self._busy_chats:
-                    continue
-                if self._chat_ready.get(row.chat_id, 0.0) > time.monotonic():
-                    continue
+            if len(self._queue) < self._concurrency and (
+                woken or not self._exhausted or not self._queue
+            ):
+                wanted = self._batch - len(self._queue)
+                rows = await self.outbox.claim(wanted, owner=self.owner, lease=self.lease)
+                self._exhausted = len(rows) < wanted
+                self._queue.extend(rows)
+            if self._queue:
                 await self._slots.acquire()
+                if self._stopping:
+                    self._slots.release()
+                    break
                 await self._pace.wait()
-                self._busy_chats.add(row.chat_id)
-                task = asyncio.create_task(self._deliver(row))
+                task = asyncio.create_task(self._deliver(self._queue.popleft()))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-                started += 1
-            if started:
                 continue
-            if until_empty and not self._tasks:
-                next_due = await self.outbox.next_due_time()
-                if next_due is None:
-                    return
-            await self._sleep(await self._idle_seconds())
-        if self._tasks:
-            await asyncio.wait(self._tasks)
+            next_due = await self.outbox.next_due_time()
+            if until_empty and not self._tasks and next_due is None:
+                return
+            wait = 1.0 if next_due is None else min(1.0, next_due - self.outbox.now())
+            if wait <= 0 and not self._tasks:  # due yet not claimable: a lapsed lease?
+                await self.outbox.release_expired()
+            await self._sleep(max(wait, 0.02))
 
-    async def _idle_seconds(self) -> float:
-        next_due = await self.outbox.next_due_time()
-        wait = 1.0
-        if next_due is not None:
-            wait = min(wait, max(next_due - self.outbox.now(), 0.0))
-        waiting_chats = [t - time.monotonic() for t in self._chat_ready.values()]
-        if waiting_chats:
-            wait = min(wait, max(min(waiting_chats), 0.0))
-        return max(wait, 0.005)
+    async def _keep_leases(self) -> None:
+        """Renew the claims of rows this sender holds while it runs."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                if self._queue or self._tasks:
+                    await self.outbox.renew(self.owner, self.lease)
+            except Exception:
+                log.exception("Renewing the outbox claims failed; trying again")
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -176,21 +205,39 @@ class OutboxSender:
 
     async def _deliver(self, row: OutboxRow) -> None:
         try:
-            if await self.outbox.claim(row.id):
-                await self._send(row)
+            await self._send(row)
         except Exception:  # a bug must not stop the queue; the row stays for a retry
             log.exception("Unexpected error sending outbox row %s", row.id)
             await self.outbox.retry_later(
                 row.id, self.outbox.now() + 60, "internal error", counts=True
             )
         finally:
-            self._busy_chats.discard(row.chat_id)
-            self._chat_ready[row.chat_id] = time.monotonic() + self.chat_interval
-            if len(self._chat_ready) > 10_000:  # forget chats whose gap is over
-                now = time.monotonic()
-                self._chat_ready = {c: t for c, t in self._chat_ready.items() if t > now}
             self._slots.release()
             self.wake()
+
+    async def _mark_sent(self, row_id: int, message_id: int) -> None:
+        """Mark a row sent; requests that finish while a mark is being written are marked
+        together in the next transaction."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._to_mark.append(((row_id, message_id), done))
+        if not self._marking:
+            self._marking = True
+            try:
+                while self._to_mark:
+                    batch, self._to_mark = self._to_mark, []
+                    try:
+                        await self.outbox.mark_sent_many(
+                            [sent for sent, _ in batch], chat_gap=self.chat_interval
+                        )
+                    except Exception as error:
+                        for _, waiter in batch:
+                            waiter.set_exception(error)
+                    else:
+                        for _, waiter in batch:
+                            waiter.set_result(None)
+            finally:
+                self._marking = False
+        await done
 
     async def _send(self, row: OutboxRow) -> None:
         with speaking(self.i18n, await self.languages.get(row.chat_id)):
@@ -205,12 +252,14 @@ class OutboxSender:
             )
         except TelegramRetryAfter as error:
             self.stats.rate_limited += 1
+            ALERTS_SENT.labels(result="rate_limited").inc()
             self._pace.pause(error.retry_after)
             await self.outbox.retry_later(
                 row.id, self.outbox.now() + error.retry_after, error.message, counts=False
             )
         except TelegramMigrateToChat as error:
             self.stats.migrated += 1
+            ALERTS_SENT.labels(result="migrated").inc()
             log.info("Chat %s became %s; following it", row.chat_id, error.migrate_to_chat_id)
             await self.chats.migrate(row.chat_id, error.migrate_to_chat_id)
         except TelegramForbiddenError as error:
@@ -220,23 +269,27 @@ class OutboxSender:
                 await self._deactivate(row, "gone", error.message)
             else:  # the request itself is wrong: retrying cannot help
                 self.stats.failed += 1
+                ALERTS_SENT.labels(result="failed").inc()
                 self.stats.errors.append(error.message)
                 log.error("Alert %s to chat %s refused: %s", row.id, row.chat_id, error.message)
                 await self.outbox.mark_failed(row.id, error.message)
         except (TelegramServerError, TelegramNetworkError, TelegramNotFound) as error:
             await self._transient(row, str(error))
         else:
-            await self.outbox.mark_sent(row.id, message.message_id)
+            await self._mark_sent(row.id, message.message_id)
             self.stats.sent += 1
+            ALERTS_SENT.labels(result="sent").inc()
 
     async def _transient(self, row: OutboxRow, reason: str) -> None:
-        attempts = row.attempts + 1
+        attempts = row.attempts  # this one included: the claim counted it
         if attempts >= self.max_attempts:
             self.stats.failed += 1
+            ALERTS_SENT.labels(result="failed").inc()
             log.error("Giving up on alert %s after %s attempts: %s", row.id, attempts, reason)
             await self.outbox.mark_failed(row.id, reason)
             return
         self.stats.retried += 1
+        ALERTS_SENT.labels(result="retried").inc()
         delay = min(self.backoff * 2 ** (attempts - 1), 300.0)
         await self.outbox.retry_later(row.id, self.outbox.now() + delay, reason, counts=True)
 
@@ -244,3 +297,4 @@ class OutboxSender:
         log.info("Chat %s deactivated (%s): %s", row.chat_id, status, reason)
         await self.chats.deactivate(row.chat_id, status, reason)
         self.stats.deactivated += 1
+        ALERTS_SENT.labels(result="deactivated").inc()

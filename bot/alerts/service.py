@@ -83,6 +83,7 @@ class AlertsService:
             chat_interval=self.settings.alert_chat_interval,
             concurrency=self.settings.alert_concurrency,
             max_attempts=self.settings.alert_max_attempts,
+            lease=self.settings.alert_claim_lease,
         )
         self._tasks = [
             asyncio.create_task(self.sender.run(), name="alerts-sender"),
@@ -134,9 +135,13 @@ class AlertsService:
         return await self.store.feeds.all()
 
     async def add_feed(self, url: str) -> tuple[FeedRow, bool, PollReport]:
-        """Add (or resume) a feed and poll it at once; the poll says whether it works."""
+        """Add (or resume) a feed and poll it at once (in this process, whatever its role;
+        after the poll of a worker that got to it first, if one did); the poll says whether
+        it works."""
         feed, created = await self.store.feeds.add(url)
-        report = await self.poller.poll(feed)
+        report = await self.poller.poll_one(feed.id)
+        if report is None:  # removed meanwhile, or another worker's poll is stuck
+            report = PollReport(url, "error", error="the feed is busy or gone")
         refreshed = await self.store.feeds.get(feed.id)
         self.poller.wake()
         return refreshed or feed, created, report

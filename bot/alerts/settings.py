@@ -62,6 +62,12 @@ class AlertSettings(IndexSettings):
     alert_concurrency: int = Field(
         4, ge=1, description="Requests in flight at once (each may be re-sent after a crash)."
     )
+    alert_claim_lease: float = Field(
+        30.0,
+        ge=1,
+        description="Seconds a worker's claim on alerts lasts unless renewed: a crashed "
+        "worker's alerts are sent again (by any worker) after this.",
+    )
     alert_max_attempts: int = Field(
         6, ge=1, description="Attempts on transient errors (5xx, network) before giving up."
     )

@@ -6,6 +6,10 @@ or ``Cache-Control: max-age`` asks for more; conditional GETs (ETag, Last-Modifi
 unchanged feeds cheap; errors back off exponentially and, after ``feed_max_failures`` in a
 row, pause the feed and tell the admins why. The first successful poll of a feed indexes
 its backlog without alerting anyone.
+
+Any number of workers may poll: each claims a due feed before fetching it (a lease in the
+feeds table, renewed while it polls), so each feed is fetched by one worker at a time, and
+new stories are deduplicated and indexed by one worker at a time (a database-wide lock).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from bot.feeds.fetch import Fetcher
 from bot.feeds.parse import FeedEntry, parse_feed, published_date
 from bot.metrics import FEED_POLLS
 from bot.storage import BotStore, Delivery, FeedRow, Story
+from bot.storage.base import new_owner
 from index import Article, ArticleIndex, InputError, parsing_pool
 from index.formats import make_article, parse
 
@@ -36,6 +41,9 @@ __all__ = ["FeedPoller", "PollReport"]
 log = logging.getLogger(__name__)
 DUPLICATE_WINDOW = 7 * 86400  # compare new stories with those of the last week
 PAGE_FETCHES = 4  # teaser pages fetched at once per feed
+FEEDS_AT_ONCE = 4  # feeds one worker polls at the same time
+FEED_LEASE = 60.0  # seconds a claim on a feed lasts unless renewed
+CLAIM_WAIT = 0.5  # seconds between looks while another worker polls a feed
 
 
 @dataclass
@@ -71,8 +79,12 @@ class FeedPoller:
         *,
         on_alerts: Callable[[], None] = lambda: None,
         notify_admins: Callable[[str], Awaitable[None]] | None = None,
+        owner: str | None = None,
+        lease: float = FEED_LEASE,
     ) -> None:
         self.store = store
+        self.owner = owner or new_owner()  # this worker's name on the feeds it claims
+        self.lease = lease
         self.index = index
         self.fetcher = fetcher
         self.settings = settings
@@ -98,23 +110,66 @@ class FeedPoller:
                 await self.poll_due()
             except Exception:
                 log.exception("Feed polling failed; trying again shortly")
-            feeds = await self.store.feeds.all()
-            upcoming = [f.next_poll_at for f in feeds if not f.paused]
             now = self.store.clock()
-            wait = min(upcoming, default=now + 60) - now
+            upcoming = await self.store.feeds.next_poll_time()
+            wait = (now + 60 if upcoming is None else upcoming) - now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(max(wait, 0.05), 60.0))
 
     async def poll_due(self) -> list[PollReport]:
-        """Poll every feed whose time has come, a few at a time."""
-        due = await self.store.feeds.due(self.store.clock())
-        limit = asyncio.Semaphore(4)
+        """Poll every feed whose time has come and that no other worker is polling, a few
+        at a time; each is claimed first (and released after)."""
+        reports: list[PollReport] = []
+        taken: set[int] = set()  # polled in this round: not again, whatever happened
 
-        async def one(feed: FeedRow) -> PollReport:
-            async with limit:
-                return await self.poll(feed)
+        async def take_turns() -> None:
+            while not self._stopping:
+                feed = await self.store.feeds.claim_due(
+                    owner=self.owner, lease=self.lease, skip=taken
+                )
+                if feed is None:
+                    return
+                taken.add(feed.id)
+                reports.append(await self._poll_claimed(feed))
 
-        return list(await asyncio.gather(*(one(feed) for feed in due)))
+        keeper = asyncio.create_task(self._keep_leases())
+        try:
+            await asyncio.gather(*(take_turns() for _ in range(FEEDS_AT_ONCE)))
+        finally:
+            keeper.cancel()
+        return reports
+
+    async def poll_one(self, feed_id: int, patience: float = 2 * FEED_LEASE) -> PollReport | None:
+        """Poll one feed now, due or not (after /feeds add); if another worker is polling
+        it, wait for that poll to end first (up to ``patience`` seconds). None if the feed
+        is gone, or still being polled after that."""
+        deadline = self.store.clock() + patience
+        while (
+            feed := await self.store.feeds.claim(feed_id, owner=self.owner, lease=self.lease)
+        ) is None:
+            if await self.store.feeds.get(feed_id) is None or self.store.clock() > deadline:
+                return None
+            await asyncio.sleep(CLAIM_WAIT)
+        keeper = asyncio.create_task(self._keep_leases())
+        try:
+            return await self._poll_claimed(feed)
+        finally:
+            keeper.cancel()
+
+    async def _poll_claimed(self, feed: FeedRow) -> PollReport:
+        try:
+            return await self.poll(feed)
+        finally:
+            await self.store.feeds.release(feed.id, self.owner)
+
+    async def _keep_leases(self) -> None:
+        """Renew this worker's claims on the feeds it is polling."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self.store.feeds.renew(self.owner, self.lease)
+            except Exception:
+                log.exception("Renewing the feed claims failed; trying again")
 
     async def poll(self, feed: FeedRow) -> PollReport:
         """Fetch one feed and process what is new in it (counted in newsbot_feed_polls_total)."""
@@ -218,7 +273,7 @@ class FeedPoller:
                 return await self._article(entry, outlet, feed.url)
 
         built = await asyncio.gather(*(build(e) for e in unseen))
-        async with self._ingest_lock:
+        async with self._ingest_lock, self.store.database.lock("feeds-ingest"):
             await self._ingest(feed, unseen, built, changes, report)
 
     async def _ingest(

@@ -5,10 +5,10 @@ which answers politely and runs nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import logging
+from functools import partial
 from pathlib import PurePath
 
 from aiogram import Bot, F, Router
@@ -19,12 +19,13 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.formatting import Bold, Code, Text, as_key_value, as_list
 
 from bot.answers import typing
-from bot.i18n import fill, ngettext
+from bot.i18n import N_, current_language, fill, ngettext
 from bot.i18n import gettext as _
+from bot.jobs import run_reindex
 from bot.rendering import clip, html
 from bot.services import Services
 from bot.settings import BotSettings
-from index import ArticleIndex, ArticleIndexError, IngestReport
+from index import ArticleIndex, IngestReport
 
 __all__ = ["DOCUMENT_EXTENSIONS", "IsAdmin", "create_router"]
 
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 ADMIN_COMMAND_NAMES = ("stats", "add", "remove", "reindex")
 DOCUMENT_EXTENSIONS = (".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl")
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile serves files up to 20 MB
-PROGRESS_INTERVAL = 1.0  # seconds between edits of the reindex status message
+ALREADY_REINDEXING = N_(
+    "A reindex is already running; its status message above shows the progress."
+)
 
 
 class IsAdmin(Filter):
@@ -93,6 +96,7 @@ async def stats_text(services: Services) -> Text:
     """The /stats answer."""
     stats = await services.index.stats()
     subscribers = await services.count_subscribers() if services.count_subscribers else None
+    reindexing = await services.reindex_active()
     last = stats.last_ingest.strftime("%Y-%m-%d %H:%M UTC") if stats.last_ingest else _("never")
     model = _("{model} ({dimension} dimensions)").format(
         model=stats.model, dimension=stats.dimension
@@ -107,7 +111,7 @@ async def stats_text(services: Services) -> Text:
         as_key_value(_("Last ingest"), last),
         as_key_value(_("Subscribers"), _("n/a") if subscribers is None else subscribers),
         as_key_value(_("Uptime"), duration_text(services.uptime)),
-        as_key_value(_("Reindex"), _("running") if services.reindexing else _("idle")),
+        as_key_value(_("Reindex"), _("running") if reindexing else _("idle")),
     )
 
 
@@ -189,14 +193,22 @@ async def remove(message: Message, command: CommandObject, index: ArticleIndex) 
 
 
 async def reindex(message: Message, services: Services) -> None:
-    """/reindex: rebuild in the background, editing one status message with progress."""
-    if services.reindexing:
-        await message.answer(
-            _("A reindex is already running; its status message above shows the progress.")
-        )
+    """/reindex: rebuild in the background (on whichever worker takes the job), editing one
+    status message with progress."""
+    if await services.reindex_active():
+        await message.answer(_(ALREADY_REINDEXING))
         return
     status = await message.answer(_("🔄 Reindexing: starting…"))
-    services.reindex_task = services.spawn(_reindex(status, services.index), "reindex")
+    if services.jobs is None:  # no database of the bot's own: here, now
+        show = partial(_edit_status, status)
+        services.reindex_task = services.spawn(run_reindex(services.index, show), "reindex")
+    elif not await services.jobs.request(status.chat.id, status.message_id, current_language()):
+        await status.edit_text(_(ALREADY_REINDEXING))  # another replica queued one just now
+
+
+async def _edit_status(status: Message, text: str) -> None:
+    with contextlib.suppress(TelegramBadRequest):  # not modified, or deleted
+        await status.edit_text(text)
 
 
 async def refuse(message: Message) -> None:
@@ -209,71 +221,6 @@ async def refuse_upload(message: Message) -> None:
     await message.answer(
         _("Only the bot's admins can add articles. Send me your question as a text message.")
     )
-
-
-# ----------------------------------------------------------------------------- reindex
-
-
-class _Progress:
-    """The latest (done, total) of a reindex, shown by editing the status message."""
-
-    def __init__(self, status: Message) -> None:
-        self.status = status
-        self.changed = asyncio.Event()
-        self.done = self.total = 0
-
-    def update(self, done: int, total: int) -> None:
-        self.done, self.total = done, total
-        self.changed.set()
-
-    async def show(self) -> None:
-        """Edit the status message on each change, at most once per PROGRESS_INTERVAL."""
-        shown = ""
-        while True:
-            await self.changed.wait()
-            self.changed.clear()
-            percent = 100 * self.done // self.total if self.total else 100
-            text = _("🔄 Reindexing: {done} of {total} passages ({percent}%)…").format(
-                done=f"{self.done:,}", total=f"{self.total:,}", percent=percent
-            )
-            if text != shown:
-                with contextlib.suppress(TelegramBadRequest):
-                    await self.status.edit_text(text)
-                shown = text
-            await asyncio.sleep(PROGRESS_INTERVAL)
-
-
-async def _reindex(status: Message, index: ArticleIndex) -> None:
-    """Run the rebuild, then edit the status message with the outcome."""
-    loop = asyncio.get_running_loop()
-    progress = _Progress(status)
-
-    def on_progress(done: int, total: int) -> None:  # called from the index's worker thread
-        loop.call_soon_threadsafe(progress.update, done, total)
-
-    shower = asyncio.create_task(progress.show())
-    try:
-        report = await index.reindex(on_progress)
-    except ArticleIndexError as error:
-        text = Text(_("Reindex not started: {error}.").format(error=error))
-    except Exception:
-        log.exception("Reindex failed")
-        text = Text(
-            _("❌ Reindex failed; the previous index is still in use. Details are in the log.")
-        )
-    else:
-        text = Text(
-            _(
-                "✅ Reindex finished: {articles} articles, {passages} passages in {seconds} s."
-            ).format(
-                articles=f"{report.articles:,}",
-                passages=f"{report.passages:,}",
-                seconds=f"{report.seconds:.1f}",
-            )
-        )
-    finally:
-        shower.cancel()
-    await status.edit_text(html(text))
 
 
 def create_router() -> Router:

@@ -1,5 +1,5 @@
-"""The bot's own data: chats, feeds, seen entries, stories, subscriptions, the outbox and
-ask prompts, on SQLite (``DATA_DIR/bot.sqlite3``) or PostgreSQL (``DATABASE_URL``, schema
+"""The bot's own data: chats, feeds, seen entries, stories, subscriptions, the outbox, ask
+prompts and jobs, on SQLite (``DATA_DIR/bot.sqlite3``) or PostgreSQL (``DATABASE_URL``, schema
 ``newsbot_bot``).
 
 One small repository per concern, gathered in `BotStore`; every method is async. The
@@ -13,7 +13,15 @@ from bot.storage.database import (
     SchemaTooNewError,
     StorageError,
 )
-from bot.storage.rows import ChatPrefs, Delivery, FeedRow, OutboxRow, Story, Subscription
+from bot.storage.rows import (
+    ChatPrefs,
+    Delivery,
+    FeedRow,
+    JobRow,
+    OutboxRow,
+    Story,
+    Subscription,
+)
 from bot.storage.store import BotStore
 from bot.storage.subscriptions import SubscriptionLimitError
 
@@ -24,6 +32,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "Delivery",
     "FeedRow",
+    "JobRow",
     "OutboxRow",
     "SchemaTooNewError",
     "StorageError",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -10,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.storage.database import Database
 
-__all__ = ["Repository", "chunks", "insert"]
+__all__ = ["Repository", "chunks", "insert", "new_owner"]
 
 Insert = postgresql.Insert | sqlite.Insert
 
@@ -37,3 +40,9 @@ def chunks(items: Iterable[Any], size: int = 500) -> Iterator[Sequence[Any]]:
     items = list(items)
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def new_owner() -> str:
+    """A name for one worker's claims (outbox rows, feeds, jobs): host, process id and a
+    random part, so a restarted process that got the same pid is another worker."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"

@@ -96,7 +96,7 @@ class ChatRepository(Repository):
             dropped = await conn.execute(
                 update(outbox)
                 .where(outbox.c.chat_id == chat_id, outbox.c.state.in_(QUEUED))
-                .values(state="dropped", last_error=reason)
+                .values(state="dropped", last_error=reason, claimed_until=None)
             )
             return dropped.rowcount
 
@@ -161,6 +161,7 @@ async def _move_queue(conn: AsyncConnection, old_id: int, new_id: int) -> None:
         .values(
             chat_id=new_id,
             state=case((outbox.c.state == "sending", "pending"), else_=outbox.c.state),
+            claimed_until=None,
         )
     )
     await conn.execute(

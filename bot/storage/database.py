@@ -112,6 +112,7 @@ class Database:
         self.clock: Callable[[], float] = time.time  # tests move time forward
         self._opened = False
         self._open_lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}  # `lock` on SQLite
         if self.dialect == "sqlite":
             path = Path(self.url.database or "")
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +175,28 @@ class Database:
         await self.open()
         async with self._writing(), self._autocommit.connect() as conn:
             return (await conn.execute(statement)).rowcount
+
+    @asynccontextmanager
+    async def lock(self, name: str) -> AsyncIterator[None]:
+        """Held by one holder at a time: across every process on PostgreSQL (an advisory
+        lock, released with its transaction, so also when a process dies), within this
+        process on SQLite."""
+        await self.open()
+        if self.schema is None:
+            async with self._locks.setdefault(name, asyncio.Lock()):
+                yield
+            return
+        async with self.engine.begin() as conn:
+            key = {"name": f"{self.schema}:{name}"}
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), key)
+            yield
+
+    async def write_rows(self, statement: Any) -> list[Any]:
+        """Run one writing statement with RETURNING (atomic on its own, one round trip);
+        returns the rows it returned."""
+        await self.open()
+        async with self._writing(), self._autocommit.connect() as conn:
+            return list((await conn.execute(statement)).all())
 
     def _writing(self) -> contextlib.AbstractAsyncContextManager[Any]:
         return self._write_lock or contextlib.nullcontext()

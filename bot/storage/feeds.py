@@ -1,13 +1,14 @@
 """Feeds: the polled URLs with their schedule, conditional-GET validators and health, and
-the entries each feed has already shown."""
+the entries each feed has already shown. A worker claims a feed before polling it (a lease),
+so each feed is polled by one worker at a time however many there are."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, Select, case, delete, func, select, update
 
 from bot.storage.base import Repository, chunks, insert
 from bot.storage.rows import FeedRow
@@ -16,6 +17,11 @@ from bot.storage.schema import feed_entries, feeds
 __all__ = ["FEED_COLUMNS", "FeedRepository"]
 
 FEED_COLUMNS = tuple(feeds.c[field.name] for field in fields(FeedRow))
+
+
+def _free(now: float) -> ColumnElement[bool]:
+    """Nobody is polling the feed (or their lease has passed)."""
+    return feeds.c.claimed_until.is_(None) | (feeds.c.claimed_until <= now)
 
 
 class FeedRepository(Repository):
@@ -61,6 +67,65 @@ class FeedRepository(Repository):
             .order_by(feeds.c.next_poll_at)
         )
         return [FeedRow(*r) for r in await self.db.rows(statement)]
+
+    async def claim_due(
+        self, *, owner: str, lease: float, skip: Collection[int] = ()
+    ) -> FeedRow | None:
+        """Take the most overdue feed nobody is polling (not one of ``skip``) for ``owner``
+        until ``lease`` seconds from now; None when no feed is due. Each feed goes to one
+        worker at a time (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on
+        SQLite); a worker that dies mid-poll lets it go when the lease passes."""
+        now = self.now()
+        which = (
+            select(feeds.c.id)
+            .where(feeds.c.paused.is_(False), feeds.c.next_poll_at <= now, _free(now))
+            .order_by(feeds.c.next_poll_at)
+            .limit(1)
+        )
+        if skip:
+            which = which.where(feeds.c.id.not_in(list(skip)))
+        return await self._claim(which, owner, lease, now)
+
+    async def claim(self, feed_id: int, *, owner: str, lease: float) -> FeedRow | None:
+        """Take one feed (due or not) unless another worker is polling it."""
+        now = self.now()
+        which = select(feeds.c.id).where(feeds.c.id == feed_id, _free(now))
+        return await self._claim(which, owner, lease, now)
+
+    async def _claim(
+        self, which: Select[Any], owner: str, lease: float, now: float
+    ) -> FeedRow | None:
+        if self.db.dialect == "postgresql":
+            which = which.with_for_update(skip_locked=True)
+        rows = await self.db.write_rows(
+            update(feeds)
+            .where(feeds.c.id.in_(which.scalar_subquery()))
+            .values(claimed_by=owner, claimed_until=now + lease)
+            .returning(*FEED_COLUMNS)
+        )
+        return FeedRow(*rows[0]) if rows else None
+
+    async def release(self, feed_id: int, owner: str) -> None:
+        """``owner`` is done polling the feed."""
+        await self.db.write_one(
+            update(feeds)
+            .where(feeds.c.id == feed_id, feeds.c.claimed_by == owner)
+            .values(claimed_by=None, claimed_until=None)
+        )
+
+    async def renew(self, owner: str, lease: float) -> int:
+        """Extend ``owner``'s claims (it is still polling)."""
+        return await self.db.write_one(
+            update(feeds)
+            .where(feeds.c.claimed_by == owner, feeds.c.claimed_until.is_not(None))
+            .values(claimed_until=self.now() + lease)
+        )
+
+    async def next_poll_time(self) -> float | None:
+        """When an unpaused feed next falls due (or its poller's lease ends, if later)."""
+        claimed = func.coalesce(feeds.c.claimed_until, 0.0)
+        ready = case((claimed > feeds.c.next_poll_at, claimed), else_=feeds.c.next_poll_at)
+        return await self.db.scalar(select(func.min(ready)).where(feeds.c.paused.is_(False)))
 
     async def update(self, feed_id: int, **changes: Any) -> None:
         unknown = set(changes) - set(feeds.c.keys())

@@ -1,11 +1,18 @@
 """The outbox: every alert, digest and notice is a row before it is sent.
 
 A row per (chat, thread, article) is written before anything is sent (a unique index
-refuses a second one), claimed as ``sending`` just before the request and marked ``sent``
-right after Telegram accepts it. After a crash, ``recover()`` turns ``sending`` rows back
-into ``pending``: only a message Telegram accepted in the instant before it was marked can
-be sent twice. A claim is exclusive: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (several
-workers), a conditional UPDATE on SQLite.
+refuses a second one). A worker claims due rows in batches (one ``UPDATE … RETURNING``:
+``sending``, ``claimed_by`` it, ``claimed_until`` a lease it renews while it lives) and
+marks them ``sent`` (in batches too) right after Telegram accepts them. Any number of
+workers share one outbox:
+
+- a row goes to one worker only: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the database's
+  write lock on SQLite;
+- a chat is sent one row at a time and nothing within ALERT_CHAT_INTERVAL of the last: a
+  claimed row holds its chat until its lease ends, a sent row until its gap ends;
+- a worker that dies stops renewing: its rows go back to the queue when the lease passes
+  (``release_expired``). Only a message Telegram accepted in the instant before it was
+  marked can be sent twice.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.base import Repository, chunks, insert
@@ -27,10 +34,15 @@ from bot.storage.schema import outbox
 __all__ = ["OutboxRepository", "enqueue"]
 
 _COLUMNS = tuple(outbox.c[field.name] for field in fields(OutboxRow))
+_held = outbox.alias("held")  # another row of the same chat, holding it
 
 
 def _row(r: Any) -> OutboxRow:
     return OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), *r[7:])
+
+
+def _by_id(row: OutboxRow) -> int:
+    return row.id
 
 
 async def enqueue(
@@ -88,52 +100,131 @@ class OutboxRepository(Repository):
             )
         )
 
-    async def recover(self) -> int:
-        """After a restart: alerts claimed but not marked sent go back to the queue."""
+    async def release_expired(self) -> int:
+        """Rows whose sender stopped (its lease passed without renewal) go back to the
+        queue; a row claimed before leases existed counts as expired."""
+        now = self.now()
+        lapsed = (outbox.c.claimed_until.is_(None)) | (outbox.c.claimed_until <= now)
         return await self.db.write_one(
-            update(outbox).where(outbox.c.state == "sending").values(state="pending")
+            update(outbox)
+            .where(outbox.c.state == "sending", lapsed)
+            .values(state="pending", claimed_by=None, claimed_until=None)
         )
 
-    async def due(self, now: float, limit: int) -> list[OutboxRow]:
-        """The oldest pending row of each chat whose time has come, oldest first (a chat
-        with a long queue does not hold up the others)."""
+    def _due(self, now: float, limit: int) -> Select[Any]:
+        """The ids of the oldest due row of each chat that nobody is sending to and whose
+        gap has passed, oldest first (a chat with a long queue does not hold up others)."""
         first_of_chat = (
             select(func.min(outbox.c.id))
             .where(outbox.c.state == "pending", outbox.c.not_before <= now)
             .group_by(outbox.c.chat_id)
         )
-        statement = (
-            select(*_COLUMNS)
-            .where(outbox.c.id.in_(first_of_chat))
+        busy = (
+            select(_held.c.id)
+            .where(_held.c.chat_id == outbox.c.chat_id, _held.c.claimed_until > now)
+            .exists()
+        )
+        return (
+            select(outbox.c.id)
+            .where(outbox.c.id.in_(first_of_chat), ~busy)
             .order_by(outbox.c.id)
             .limit(limit)
         )
-        return [_row(r) for r in await self.db.rows(statement)]
+
+    async def due(self, now: float, limit: int) -> list[OutboxRow]:
+        """What `claim` would take at ``now``, without taking it."""
+        statement = select(*_COLUMNS).where(outbox.c.id.in_(self._due(now, limit)))
+        return [_row(r) for r in await self.db.rows(statement.order_by(outbox.c.id))]
+
+    async def claim(self, limit: int, *, owner: str, lease: float) -> list[OutboxRow]:
+        """Take up to ``limit`` due rows (one per chat) for ``owner`` until ``lease``
+        seconds from now, in one statement; each row goes to one worker only
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite)."""
+        now = self.now()
+        which = self._due(now, limit)
+        if self.db.dialect == "postgresql":
+            which = which.with_for_update(skip_locked=True)
+        statement = (
+            update(outbox)
+            .where(outbox.c.id.in_(which.scalar_subquery()))
+            .values(
+                state="sending",
+                attempts=outbox.c.attempts + 1,
+                claimed_by=owner,
+                claimed_until=now + lease,
+            )
+            .returning(*_COLUMNS)
+        )
+        return sorted((_row(r) for r in await self.db.write_rows(statement)), key=_by_id)
+
+    async def renew(self, owner: str, lease: float) -> int:
+        """Extend the lease of every row ``owner`` is sending (it is alive)."""
+        return await self.db.write_one(
+            update(outbox)
+            .where(outbox.c.state == "sending", outbox.c.claimed_by == owner)
+            .values(claimed_until=self.now() + lease)
+        )
+
+    async def unclaim(self, row_ids: Sequence[int], owner: str) -> int:
+        """``owner`` gives back rows it claimed but did not send (it is stopping)."""
+        return await self.db.write_one(
+            update(outbox)
+            .where(
+                outbox.c.id.in_(list(row_ids)),
+                outbox.c.claimed_by == owner,
+                outbox.c.state == "sending",
+            )
+            .values(state="pending", claimed_until=None, attempts=outbox.c.attempts - 1)
+        )
 
     async def next_due_time(self) -> float | None:
-        return await self.db.scalar(
-            select(func.min(outbox.c.not_before)).where(outbox.c.state == "pending")
+        """When a row may next be claimed: the earliest pending row's time (or its chat's
+        gap or claim, if later), or the end of a lease that may lapse."""
+        busy_until = (
+            select(func.max(_held.c.claimed_until))
+            .where(_held.c.chat_id == outbox.c.chat_id)
+            .scalar_subquery()
         )
-
-    async def claim(self, row_id: int) -> bool:
-        """Mark a row as being sent (just before the request); False if already taken."""
-        if self.db.dialect == "postgresql":
-            which = (
-                select(outbox.c.id)
-                .where(outbox.c.id == row_id, outbox.c.state == "pending")
-                .with_for_update(skip_locked=True)
-                .scalar_subquery()
+        ready = case((busy_until > outbox.c.not_before, busy_until), else_=outbox.c.not_before)
+        pending = await self.db.scalar(select(func.min(ready)).where(outbox.c.state == "pending"))
+        lapse = await self.db.scalar(
+            select(func.min(func.coalesce(outbox.c.claimed_until, 0.0))).where(
+                outbox.c.state == "sending"
             )
-            condition = outbox.c.id == which
-        else:
-            condition = (outbox.c.id == row_id) & (outbox.c.state == "pending")
-        claimed = await self.db.write_one(
-            update(outbox).where(condition).values(state="sending", attempts=outbox.c.attempts + 1)
         )
-        return claimed == 1
+        times = [t for t in (pending, lapse) if t is not None]
+        return min(times) if times else None
 
-    async def mark_sent(self, row_id: int, message_id: int) -> None:
-        await self._set(row_id, state="sent", message_id=message_id, sent_at=self.now())
+    async def mark_sent(
+        self, row_id: int, message_id: int, *, chat_gap: float = 0.0, owner: str | None = None
+    ) -> None:
+        """Telegram accepted it; the chat gets nothing more for ``chat_gap`` seconds."""
+        await self.mark_sent_many([(row_id, message_id)], chat_gap=chat_gap, owner=owner)
+
+    async def mark_sent_many(
+        self,
+        sent: Sequence[tuple[int, int]],
+        *,
+        chat_gap: float = 0.0,
+        owner: str | None = None,
+    ) -> int:
+        """Mark several (row id, message id) sent in one transaction; with ``owner``, only
+        rows that are still its claim (returns how many were)."""
+        if not sent:
+            return 0
+        now = self.now()
+        statement = update(outbox).where(outbox.c.id == bindparam("row"))
+        if owner is not None:
+            statement = statement.where(outbox.c.claimed_by == owner)
+        statement = statement.values(
+            state="sent",
+            message_id=bindparam("message"),
+            sent_at=now,
+            claimed_until=now + chat_gap,
+        )
+        params = [{"row": row_id, "message": message_id} for row_id, message_id in sent]
+        async with self.db.write() as conn:
+            return (await conn.execute(statement, params)).rowcount
 
     async def retry_later(
         self, row_id: int, not_before: float, error: str, *, counts: bool
@@ -145,35 +236,38 @@ class OutboxRepository(Repository):
             not_before=not_before,
             last_error=error,
             attempts=outbox.c.attempts - (0 if counts else 1),
+            claimed_until=None,
         )
 
     async def mark_failed(self, row_id: int, error: str) -> None:
-        await self._set(row_id, state="failed", last_error=error)
+        await self._set(row_id, state="failed", last_error=error, claimed_until=None)
 
     async def _set(self, row_id: int, **values: Any) -> None:
         await self.db.write_one(update(outbox).where(outbox.c.id == row_id).values(**values))
 
     async def roll_digests(self, now: float, max_items: int) -> int:
         """Turn each chat's held alerts whose digest time has come into one digest row per
-        (chat, thread) in the same transaction; returns digests created."""
+        (chat, thread); returns digests created. Safe to run in several workers at once:
+        each held row is flipped to ``digested`` by exactly one of them (the UPDATE that
+        takes it returns it), and only the rows a worker took go into its digest."""
         held = (outbox.c.state == "held") & (outbox.c.not_before <= now)
+        groups = await self.db.rows(
+            select(outbox.c.chat_id, outbox.c.thread_id).where(held).distinct()
+        )
         created = 0
-        async with self.db.write() as conn:
-            groups = await conn.execute(
-                select(outbox.c.chat_id, outbox.c.thread_id).where(held).distinct()
-            )
-            for chat_id, thread_id in groups.all():
-                rows = (
+        for chat_id, thread_id in groups:
+            async with self.db.write() as conn:
+                taken = (
                     await conn.execute(
-                        select(outbox.c.id, outbox.c.payload)
+                        update(outbox)
                         .where(held, outbox.c.chat_id == chat_id, outbox.c.thread_id == thread_id)
-                        .order_by(outbox.c.id)
-                        .with_for_update(skip_locked=True)  # another worker's digest: skipped
+                        .values(state="digested")
+                        .returning(outbox.c.id, outbox.c.payload)
                     )
                 ).all()
-                if not rows:
+                if not taken:  # another worker rolled it
                     continue
-                items = [json.loads(r.payload) for r in rows]
+                items = [json.loads(payload) for _, payload in sorted(taken)]
                 payload = {"items": items[:max_items], "more": max(0, len(items) - max_items)}
                 await conn.execute(
                     outbox.insert().values(
@@ -186,12 +280,7 @@ class OutboxRepository(Repository):
                         created_at=now,
                     )
                 )
-                await conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_([r.id for r in rows]))
-                    .values(state="digested")
-                )
-                created += 1
+            created += 1
         return created
 
     async def counts(self) -> dict[str, int]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ChatPrefs", "Delivery", "FeedRow", "OutboxRow", "Story", "Subscription"]
+__all__ = ["ChatPrefs", "Delivery", "FeedRow", "JobRow", "OutboxRow", "Story", "Subscription"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +109,8 @@ class OutboxRow:
     state: str
     not_before: float
     attempts: int
+    claimed_by: str | None = None  # the worker sending it
+    claimed_until: float | None = None  # its lease (sending), its chat's gap (sent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +122,21 @@ class Delivery:
     article_id: str
     subscription_id: int | None
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """Work one worker does for whichever replica asked (``kind`` "reindex")."""
+
+    id: int
+    kind: str
+    state: str  # queued | running | done | failed
+    chat_id: int | None  # the status message to edit
+    message_id: int | None
+    language: str | None
+    done: int
+    total: int
+    result: str | None
+    attempts: int
+    claimed_by: str | None
+    claimed_until: float | None

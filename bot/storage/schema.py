@@ -29,6 +29,7 @@ __all__ = [
     "chats",
     "feed_entries",
     "feeds",
+    "jobs",
     "metadata",
     "outbox",
     "stories",
@@ -78,6 +79,10 @@ feeds = Table(
     Column("articles", Integer, nullable=False, server_default=text("0")),
     Column("preset", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
+    # One worker polls a feed at a time: it holds the feed until claimed_until (a lease;
+    # a worker that dies mid-poll lets it go when that passes)
+    Column("claimed_by", Text),
+    Column("claimed_until", Float),
 )
 
 feed_entries = Table(
@@ -152,6 +157,12 @@ outbox = Table(
     Column("message_id", BigInteger),
     Column("created_at", Float, nullable=False),
     Column("sent_at", Float),
+    # The worker sending the row (host:pid:nonce) and until when the row holds its chat:
+    # while ``sending``, the claim's lease (renewed while the worker lives; once it passes,
+    # the row goes back to the queue); once ``sent``, the end of the chat's gap
+    # (ALERT_CHAT_INTERVAL), so no worker sends that chat its next row before then.
+    Column("claimed_by", Text),
+    Column("claimed_until", Float),
 )
 Index(
     "outbox_once",
@@ -163,6 +174,35 @@ Index(
     postgresql_where=outbox.c.article_id.is_not(None),
 )
 Index("outbox_due", outbox.c.state, outbox.c.not_before)
+Index("outbox_chat_busy", outbox.c.chat_id, outbox.c.claimed_until)
+
+jobs = Table(  # work any replica asks for and one worker does (/reindex)
+    "jobs",
+    metadata,
+    Column("id", RowId, primary_key=True),
+    Column("kind", Text, nullable=False),  # reindex
+    Column("state", Text, nullable=False),  # queued | running | done | failed
+    Column("chat_id", BigInteger),  # where the status message is (the admin who asked)
+    Column("message_id", BigInteger),  # the status message the worker edits
+    Column("language", Text),  # the admin's language, for the status message
+    Column("done", Integer, nullable=False, server_default=text("0")),  # progress
+    Column("total", Integer, nullable=False, server_default=text("0")),
+    Column("result", Text),  # the final status text
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("claimed_by", Text),
+    Column("claimed_until", Float),  # the lease: renewed while the worker lives
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+)
+# At most one job of a kind queued or running: a second /reindex is told about the first
+Index(
+    "jobs_once",
+    jobs.c.kind,
+    unique=True,
+    sqlite_where=jobs.c.state.in_(("queued", "running")),
+    postgresql_where=jobs.c.state.in_(("queued", "running")),
+)
 
 ask_prompts = Table(  # prompts sent by "Ask about this article", to route the reply
     "ask_prompts",

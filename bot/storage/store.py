@@ -11,6 +11,7 @@ from sqlalchemy import URL
 from bot.storage.chats import ChatRepository
 from bot.storage.database import Database, database_url
 from bot.storage.feeds import FeedRepository
+from bot.storage.jobs import JobRepository
 from bot.storage.outbox import OutboxRepository
 from bot.storage.prompts import PromptRepository
 from bot.storage.stories import StoryRepository
@@ -31,6 +32,7 @@ class BotStore:
         self.subscriptions = SubscriptionRepository(database)
         self.outbox = OutboxRepository(database)
         self.prompts = PromptRepository(database)
+        self.jobs = JobRepository(database)
 
     @classmethod
     def from_url(cls, url: URL | str) -> BotStore:

@@ -1,6 +1,7 @@
 """Crash safety: the sender is killed with SIGKILL in the middle of a broadcast and
 restarted; every subscriber ends with each alert exactly once (tolerating only requests
-Telegram accepted in the instant before they were marked, at most one per slot in flight)."""
+Telegram accepted in the instant before they were marked, at most one per slot in flight).
+The rows the killed sender had claimed return to the queue when its lease passes."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 SUBSCRIBERS = 300
 ARTICLES = 2
 CONCURRENCY = 2
+LEASE = 2  # seconds: the killed sender's claims return to the queue after this
 
 
 async def start_sender(api: FakeBotAPI, db: Path) -> asyncio.subprocess.Process:
@@ -30,6 +32,7 @@ async def start_sender(api: FakeBotAPI, db: Path) -> asyncio.subprocess.Process:
         "ALERT_RATE": "0",
         "ALERT_CHAT_INTERVAL": "0",
         "ALERT_CONCURRENCY": str(CONCURRENCY),
+        "ALERT_CLAIM_LEASE": str(LEASE),
     }
     return await asyncio.create_subprocess_exec(
         sys.executable,

@@ -85,8 +85,11 @@ async def test_a_group_that_became_a_supergroup_is_followed(store: BotStore) -> 
     await store.subscriptions.subscribe(GROUP, 0, "volcano", "", None, 1)
     await store.outbox.enqueue([delivery(-5, "a"), delivery(-5, "b")])
     await store.outbox.enqueue([delivery(GROUP, "b")])
-    [first, *_] = await store.outbox.due(store.clock() + 86400, 10)
-    assert await store.outbox.claim(first.id)  # "sending" when the migration error came
+    today = store.clock
+    store.clock = lambda: today() + 86400  # after any quiet hours
+    [first] = await store.outbox.claim(1, owner="w", lease=30)  # "sending" when the
+    store.clock = today  # migration error came
+    assert (first.chat_id, first.article_id) == (-5, "a")
 
     await store.chats.migrate(-5, GROUP)
 
@@ -280,31 +283,64 @@ async def test_due_rows_are_the_oldest_of_each_chat(store: BotStore) -> None:
 
 async def test_claims_are_exclusive_and_outcomes_recorded(store: BotStore) -> None:
     await store.outbox.enqueue([delivery(7, "a"), delivery(8, "b"), delivery(9, "c")])
-    a, b, c = await store.outbox.rows()
-    assert await store.outbox.claim(a.id)
-    assert not await store.outbox.claim(a.id)
+    a, b, c = await store.outbox.claim(10, owner="w1", lease=30)
+    assert await store.outbox.claim(10, owner="w2", lease=30) == []  # all taken
     await store.outbox.mark_sent(a.id, 555)
-    assert not await store.outbox.claim(a.id)
-    assert await store.outbox.claim(b.id)
     await store.outbox.retry_later(b.id, store.clock() + 60, "429", counts=False)
-    assert await store.outbox.claim(c.id)
     await store.outbox.retry_later(c.id, store.clock() + 60, "502", counts=True)
     rows = {r.article_id: r for r in await store.outbox.rows()}
     assert (rows["a"].state, rows["a"].attempts) == ("sent", 1)
     assert (rows["b"].state, rows["b"].attempts) == ("pending", 0)  # a 429 gives it back
     assert (rows["c"].state, rows["c"].attempts) == ("pending", 1)
-    assert await store.outbox.due(store.clock(), 10) == []
+    assert await store.outbox.claim(10, owner="w2", lease=30) == []  # not before a minute
     await store.outbox.mark_failed(c.id, "400 bad request")
     assert await store.outbox.counts() == {"sent": 1, "pending": 1, "failed": 1}
 
 
-async def test_recover_requeues_what_was_being_sent(store: BotStore) -> None:
+async def test_a_chat_gets_one_row_at_a_time_and_a_gap_after_each(store: BotStore) -> None:
+    """Whoever claims: a chat's next row waits until its last one is sent and the chat's
+    gap has passed; other chats go on meanwhile."""
+    now = store.clock()
+    await store.outbox.enqueue([delivery(7, str(n)) for n in range(3)])
+    await store.outbox.enqueue([delivery(8, "x")])
+    first = await store.outbox.claim(10, owner="w1", lease=30)
+    assert [(r.chat_id, r.article_id) for r in first] == [(7, "0"), (8, "x")]
+    assert await store.outbox.claim(10, owner="w2", lease=30) == []  # 7 is being sent to
+    await store.outbox.mark_sent_many([(r.id, 1) for r in first], chat_gap=60)
+    assert await store.outbox.claim(10, owner="w2", lease=30) == []  # within 7's gap
+    assert await store.outbox.next_due_time() == pytest.approx(now + 60, abs=5)
+    store.clock = lambda: now + 61
+    [second] = await store.outbox.claim(10, owner="w2", lease=30)
+    assert (second.chat_id, second.article_id, second.attempts) == (7, "1", 1)
+
+
+async def test_a_lapsed_claim_returns_to_the_queue_a_renewed_one_does_not(
+    store: BotStore,
+) -> None:
+    """A worker that stopped renewing loses its rows when the lease passes; they go to
+    whoever claims next, counting the attempt; a live worker keeps its own."""
+    now = store.clock()
     await store.outbox.enqueue([delivery(7, "a"), delivery(8, "b")])
-    a, _ = await store.outbox.rows()
-    await store.outbox.claim(a.id)
-    assert await store.outbox.recover() == 1
-    assert await store.outbox.counts() == {"pending": 2}
-    assert await store.outbox.recover() == 0
+    [a] = await store.outbox.claim(1, owner="dead", lease=30)
+    [b] = await store.outbox.claim(1, owner="alive", lease=30)
+    assert await store.outbox.release_expired() == 0
+    store.clock = lambda: now + 20
+    assert await store.outbox.renew("alive", 30) == 1
+    store.clock = lambda: now + 31
+    assert await store.outbox.claim(10, owner="other", lease=30) == []  # not released yet
+    assert await store.outbox.release_expired() == 1
+    [again] = await store.outbox.claim(10, owner="other", lease=30)
+    assert (again.id, again.attempts) == (a.id, 2)
+    assert await store.outbox.mark_sent_many([(b.id, 9)], owner="dead") == 0  # not its row
+    assert await store.outbox.mark_sent_many([(b.id, 9)], owner="alive") == 1
+
+
+async def test_a_stopping_worker_gives_back_what_it_did_not_start(store: BotStore) -> None:
+    await store.outbox.enqueue([delivery(7, "a"), delivery(8, "b")])
+    a, b = await store.outbox.claim(10, owner="w1", lease=30)
+    assert await store.outbox.unclaim([a.id, b.id], "w2") == 0
+    assert await store.outbox.unclaim([a.id, b.id], "w1") == 2
+    assert {(r.state, r.attempts) for r in await store.outbox.rows()} == {("pending", 0)}
 
 
 async def test_digests_collect_held_alerts_per_chat_and_thread(store: BotStore) -> None:
