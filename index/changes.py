@@ -27,8 +27,9 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, text
+from sqlalchemy import Connection, Select, bindparam, delete, func, select, text, true
 
 from index.schema import changes, meta
 
@@ -98,15 +99,12 @@ class ChangeLog:
             )
         return int(seq)
 
-    def after(self, db: Connection, seq: int, limit: int) -> list[Change]:
-        """The first ``limit`` entries numbered above ``seq``, in order."""
-        rows = db.execute(
-            select(changes.c.seq, changes.c.kind, changes.c.added, changes.c.removed)
-            .where(changes.c.seq > seq)
-            .order_by(changes.c.seq)
-            .limit(limit)
-        ).all()
-        return [Change(int(s), k, json.loads(a), json.loads(r)) for s, k, a, r in rows]
+    def after(self, db: Connection, seq: int, limit: int) -> tuple[list[Change], int]:
+        """(The first ``limit`` entries numbered above ``seq``, in order; the newest pruned
+        entry), in one statement: every process runs it every few seconds."""
+        rows = db.execute(_AFTER, {"seq": seq, "limit": limit}).all()
+        entries = [Change(int(s), k, json.loads(a), json.loads(r)) for _, s, k, a, r in rows if s]
+        return entries, int(rows[0][0] or 0)
 
     def pending(self, db: Connection, seq: int) -> int:
         """How many entries are numbered above ``seq``."""
@@ -153,6 +151,29 @@ class ChangeLog:
         db.execute(delete(meta).where(meta.c.key == "changes_pruned_to"))
         db.execute(meta.insert().values(key="changes_pruned_to", value=str(cut)))
         return int(deleted or 0)
+
+
+def _after() -> Select[Any]:
+    pruned = (
+        select(func.max(meta.c.value).label("pruned_to"))
+        .where(meta.c.key == "changes_pruned_to")
+        .subquery()
+    )
+    entries = (
+        select(changes.c.seq, changes.c.kind, changes.c.added, changes.c.removed)
+        .where(changes.c.seq > bindparam("seq"))
+        .order_by(changes.c.seq)
+        .limit(bindparam("limit"))
+        .subquery()
+    )
+    return (  # one row (the pruned mark, no entry) when there is no entry
+        select(pruned.c.pruned_to, entries)
+        .select_from(pruned.outerjoin(entries, true()))
+        .order_by(entries.c.seq)
+    )
+
+
+_AFTER = _after()
 
 
 def net_effect(entries: Sequence[Change]) -> tuple[set[int], set[int]]:

@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     bench = commands.add_parser("bench", help="ingestion throughput and query latency")
+    bench.add_argument(
+        "what",
+        nargs="?",
+        choices=["follow"],
+        help="follow (with --postgres URL): how soon an article written by one process is "
+        "searchable in another on the same database",
+    )
     bench.add_argument("--corpus", default="../shared/corpus/bbc-news-2005")
     bench.add_argument("--sizes", default="10000,100000", help="passage counts to measure")
     bench.add_argument("--queries", type=int, default=300)
@@ -124,6 +131,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             typos=args.typos,
             typo_seed=args.typo_seed,
             cache_dir=args.cache_dir,
+        )
+    if args.command == "bench" and args.what == "follow":
+        from index.followbench import run_follow_bench
+
+        if not args.postgres:
+            print("error: bench follow needs --postgres URL (an empty database)", file=sys.stderr)
+            return 2
+        return run_follow_bench(
+            args.corpus,
+            settings,
+            args.postgres,
+            max(int(s) for s in args.sizes.split(",")),
+            as_json=args.json,
         )
     if args.command == "bench" and args.postgres:
         from index.storebench import run_store_bench

@@ -373,8 +373,10 @@ class Store:
 
     def changes_after(self, seq: int, limit: int) -> tuple[list[Change], int]:
         """(the first ``limit`` change log entries after ``seq``, the newest pruned entry)."""
-        with self.read() as db:
-            return self.changes.after(db, seq, limit), self.changes.pruned_to(db)
+        with self.database.engine.connect() as db:
+            if self.dialect == "postgresql":  # one statement: no transaction around it
+                db = db.execution_options(isolation_level="AUTOCOMMIT")
+            return self.changes.after(db, seq, limit)
 
     def change_state(self) -> ChangeState:
         with self.read() as db:
