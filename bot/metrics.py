@@ -5,10 +5,9 @@ import (so the many apps a test run builds share them; tests compare before and 
 Labels hold only small fixed sets (update kinds, outcomes, results, error codes): never a
 user id, a chat id or a text.
 
-- ``ObserveUpdates``, the dispatcher's outermost update middleware, counts each update by
-  kind, notes when it arrived (``since_received``), puts its id and chat into every log
-  record made while it is handled (`bot.log.log_context`) and logs one line with its
-  duration.
+- ``ObservedDispatcher`` counts each update by kind, notes when it arrived
+  (``since_received``), puts its id and chat into every log record made while it is handled
+  (`bot.log.log_context`) and logs one line with its duration.
 - ``CountTelegramErrors``, a Bot API session middleware, counts the Bot API's refusals by
   code (each 429 too, though `bot.sending.RetryAfterMiddleware` retries it).
 - ``count_question`` is called once per question, with its outcome; ``newsbot_search_seconds``
@@ -28,7 +27,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import prometheus_client
-from aiogram import BaseMiddleware, Bot
+from aiogram import Bot, Dispatcher
 from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
@@ -49,7 +48,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import TelegramObject, Update
+from aiogram.types import Update
 from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import func, select
@@ -72,7 +71,7 @@ __all__ = [
     "TELEGRAM_ERRORS",
     "UPDATES",
     "CountTelegramErrors",
-    "ObserveUpdates",
+    "ObservedDispatcher",
     "count_question",
     "metrics_handler",
     "refresh",
@@ -176,35 +175,29 @@ def _kind(update: Update) -> str:
         return "unknown"
 
 
-class ObserveUpdates(BaseMiddleware):
-    """Counts, times and labels the logs of every update (register as the outermost
-    ``dispatcher.update.outer_middleware``)."""
+class ObservedDispatcher(Dispatcher):
+    """A `Dispatcher` that counts, times and labels the logs of every update it is fed
+    (polling and webhook alike): the update's id and chat are in every log record made
+    while it is handled, error handlers included, and one line says how long it took."""
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        assert isinstance(event, Update)
-        kind = _kind(event)
+    async def feed_update(self, bot: Bot, update: Update, **kwargs: Any) -> Any:
+        kind = _kind(update)
         UPDATES.labels(kind=kind).inc()
         started = time.monotonic()
         token = _received.set(started)
-        handled = False
+        result: Any = UNHANDLED
         try:
-            with log_context(update_id=event.update_id, chat_id=_chat_id(event)):
+            with log_context(update_id=update.update_id, chat_id=_chat_id(update)):
                 try:
-                    result = await handler(event, data)
-                    handled = result is not UNHANDLED
+                    result = await super().feed_update(bot, update, **kwargs)
                     return result
                 finally:
                     duration = time.monotonic() - started
                     log.info(
                         "Update %s (%s) %s in %.0f ms",
-                        event.update_id,
+                        update.update_id,
                         kind,
-                        "handled" if handled else "not handled",
+                        "not handled" if result is UNHANDLED else "handled",
                         duration * 1000,
                         extra={"kind": kind, "duration": duration},
                     )
