@@ -8,11 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
-from urllib.parse import urlsplit
 
-from bot.heartbeat import HEARTBEAT_FILE, HEARTBEAT_INTERVAL
-from bot.log import setup_logging
+from bot.heartbeat import healthcheck
+from bot.log import settings_secrets, setup_logging
 from bot.settings import BotSettings, SettingsError, load_settings
 from index.settings import describe_settings
 
@@ -24,7 +22,8 @@ COMMANDS = {
     "worker": "feeds, alert delivery, digests and /reindex jobs, no updates; run any number "
     "beside web replicas, sharing DATABASE_URL (and REDIS_URL)",
     "chat": "chat with the bot in this terminal: no token, no network",
-    "healthcheck": "exit 0 if the settings are valid and the running bot's heartbeat is fresh",
+    "healthcheck": "exit 0 if the running bot answers /healthz (with --ready: /readyz) on "
+    "WEBHOOK_PORT or METRICS_PORT, or else its heartbeat file is fresh",
     "bench": "load benchmark: many users ask at once (`python -m bot bench --help`)",
     "migrate": "copy DATA_DIR's SQLite data into PostgreSQL: migrate --to postgresql://…",
 }
@@ -56,19 +55,18 @@ def main(argv: list[str] | None = None) -> int:
         return migrate(argv[1:])
     args = parser()
     args.add_argument("command", nargs="?", default="run", choices=list(COMMANDS))
-    command = args.parse_args(argv).command
+    args.add_argument("--ready", action="store_true", help="healthcheck: ask /readyz")
+    options = args.parse_args(argv)
+    command = options.command
     try:
         settings = load_settings(require_token=command != "chat")
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if command == "healthcheck":
-        return healthcheck(settings)
-    secrets = [settings.bot_token, settings.webhook_secret]
-    hidden = [secret.get_secret_value() for secret in secrets if secret]
-    if settings.database_url:  # its password, should a driver's message quote it
-        hidden.append(urlsplit(settings.database_url.get_secret_value()).password or "")
-    setup_logging("WARNING" if command == "chat" else settings.log_level, [h for h in hidden if h])
+        return healthcheck(settings, ready=options.ready)
+    level = "WARNING" if command == "chat" else settings.log_level
+    setup_logging(level, settings_secrets(settings), settings.log_format)
     # Imported here: aiogram, aiohttp and the index take seconds to load, which --help and
     # healthcheck should not wait for.
     from aiohttp import web
@@ -109,21 +107,6 @@ def main(argv: list[str] | None = None) -> int:
         pass
     if command != "chat":  # stopped by a signal: do not wait for stuck downloads at exit
         exit_without_stuck_workers(0)
-    return 0
-
-
-def healthcheck(settings: BotSettings) -> int:
-    """0 when the bot wrote its heartbeat recently; 1 (with the reason) otherwise."""
-    path = settings.data_dir / HEARTBEAT_FILE
-    try:
-        age = time.time() - float(path.read_text().strip())
-    except (OSError, ValueError):
-        print(f"unhealthy: no heartbeat in {path} (is the bot running?)", file=sys.stderr)
-        return 1
-    if age > 3 * HEARTBEAT_INTERVAL:
-        print(f"unhealthy: last heartbeat {age:.0f} s ago", file=sys.stderr)
-        return 1
-    print("ok")
     return 0
 
 

@@ -15,6 +15,7 @@ from aiogram.utils.formatting import Text
 
 from bot.i18n import N_
 from bot.i18n import gettext as _
+from bot.metrics import count_question
 from bot.query_state import FullArticle, MoreResults, QueryState, QueryStore
 from bot.rendering import answer_text, clip, html, not_found_text
 from bot.settings import BotSettings
@@ -139,18 +140,26 @@ async def answer_question(
         return
     if len(question) > settings.max_question_chars:
         await send_reply(message, Reply(Text(too_long_text(settings.max_question_chars))))
+        count_question("refused")
         return
     if not model_reads(
         question_language(question), settings.embedding_model, settings.embedding_multilingual
     ):
         await send_reply(message, Reply(Text(_(ENGLISH_ONLY))))
+        count_question("refused")
         return
     # One "typing" only: an answer normally comes within a second or two, and repeating it
     # every 5 s for each waiting question made an overloaded bot slower still (a quarter of
     # its event loop's CPU went to repeated chat actions in `python -m bot bench`).
-    async with typing(bot, message, repeat=False):
-        reply = await first_page(index, queries, question, settings.answer_hits)
-    await send_reply(message, reply)
+    try:
+        async with typing(bot, message, repeat=False):
+            reply = await first_page(index, queries, question, settings.answer_hits)
+        await send_reply(message, reply)
+    except Exception:
+        count_question("error")
+        raise
+    # A page of hits always has its buttons; "nothing relevant found" has none
+    count_question("answered" if reply.keyboard else "refused")
 
 
 ASK_HINT = N_(

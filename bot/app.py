@@ -26,11 +26,12 @@ from aiohttp import web
 from bot.alerts.service import AlertsService
 from bot.handlers import admin, ask, buttons, errors, inline, language, results, start
 from bot.handlers.alerts import create_routers as create_alert_routers
-from bot.health import start_metrics_server
+from bot.health import add_routes, start_metrics_server
 from bot.heartbeat import HEARTBEAT_FILE, HEARTBEAT_INTERVAL
 from bot.i18n import CachedLanguages, LanguageMiddleware, create_i18n
 from bot.jobs import JobRunner
 from bot.menus import set_commands
+from bot.metrics import CountTelegramErrors, ObservedDispatcher
 from bot.rate_limit import RateLimitMiddleware
 from bot.sending import KeepResponseTypes, RetryAfterMiddleware
 from bot.services import Role, Services
@@ -185,6 +186,7 @@ def create_bot(
     session.middleware(RetryAfterMiddleware())
     session.middleware(KeepResponseTypes())
     session.middleware(buttons.ExpiredQueryMiddleware())
+    session.middleware(CountTelegramErrors())  # innermost: every refusal, each 429 too
     default = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
     return Bot(token or settings.token, session=session, default=default)
 
@@ -202,7 +204,7 @@ def create_dispatcher(
     """
     if services.alerts is not None:
         extra_routers = [*create_alert_routers(), *extra_routers]
-    dispatcher = Dispatcher(**services.workflow_data())
+    dispatcher = ObservedDispatcher(**services.workflow_data())  # counts, times, log context
     LanguageMiddleware(services.i18n, services.languages).setup(dispatcher)
     limiter = RateLimitMiddleware(
         services.settings.rate_limit,
@@ -279,13 +281,17 @@ async def run_polling(settings: BotSettings, embedder: Embedder | None = None) -
     try:
         await check_bot(bot, settings)
         services = await open_services(settings, embedder)
+        metrics = None
         try:
+            metrics = await start_metrics_server(settings, services)  # with METRICS_PORT
             dispatcher = create_dispatcher(services)
             await bot.delete_webhook()
             await dispatcher.start_polling(
                 bot, allowed_updates=dispatcher.resolve_used_update_types()
             )
         finally:
+            if metrics is not None:
+                await bounded(metrics.cleanup(), "stopping the metrics server")
             await bounded(services.index.close(), "closing the index")
             log.info("Stopped")
     finally:
@@ -294,13 +300,13 @@ async def run_polling(settings: BotSettings, embedder: Embedder | None = None) -
 
 def build_webhook_app(dispatcher: Dispatcher, bot: Bot, settings: BotSettings) -> web.Application:
     """An aiohttp app taking updates at WEBHOOK_URL's path; requests without the secret token
-    header are rejected (401), bodies that are not an Update too (400). ``GET /healthz``
-    answers ``ok``."""
+    header are rejected (401), bodies that are not an Update too (400). ``/healthz``,
+    ``/readyz`` and ``/metrics`` are served beside it (`bot.health`)."""
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     app = web.Application()
     handler = UpdateRequestHandler(dispatcher=dispatcher, bot=bot, secret_token=secret)
     handler.register(app, path=settings.webhook_path)
-    app.router.add_get("/healthz", _healthz)
+    add_routes(app, dispatcher.workflow_data.get("services"), settings)
 
     async def register_webhook(bot: Bot) -> None:
         assert settings.webhook_url is not None
@@ -313,10 +319,6 @@ def build_webhook_app(dispatcher: Dispatcher, bot: Bot, settings: BotSettings) -
     dispatcher.startup.register(register_webhook)
     setup_application(app, dispatcher, bot=bot)
     return app
-
-
-async def _healthz(request: web.Request) -> web.Response:
-    return web.Response(text="ok")
 
 
 async def webhook_app(
