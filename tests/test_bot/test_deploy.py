@@ -64,7 +64,7 @@ def test_every_variable_set_for_the_bot_is_a_setting_with_a_valid_value(
         unknown = set(environment) - settings
         assert not unknown, f"{name} sets {unknown}, which are not settings"
         values = {k.lower(): interpolate(str(v), example_env) for k, v in environment.items()}
-        BotSettings(_env_file=None, **values)  # type: ignore[call-arg] - raises if invalid
+        BotSettings.model_validate(values)  # raises when a value is invalid
     for variable in INTERPOLATION.findall((ROOT / "compose.yaml").read_text()):
         assert variable in example_env, f"{variable} is missing from deploy/env.example"
 
