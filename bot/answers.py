@@ -51,23 +51,36 @@ async def first_page(
     result = await index.search(question, k=page_size)
     if result.refused or not result.hits:
         return Reply(not_found_text(question))
-    token, state = queries.add(question)
+    state = QueryState(question)
+    _record(state, result.hits, 0)
+    token = await queries.add(state)
     return _page(token, state, result.hits, 0, result.has_more)
 
 
 async def next_page(
-    index: ArticleIndex, token: str, state: QueryState, offset: int, page_size: int
+    index: ArticleIndex,
+    queries: QueryStore,
+    token: str,
+    state: QueryState,
+    offset: int,
+    page_size: int,
 ) -> Reply:
     """The page of hits after ``offset`` for a stored question."""
     result = await index.search(state.question, k=page_size, offset=offset)
     if not result.hits:
         return Reply(Text(_("That was everything I found. Try asking in other words.")))
+    _record(state, result.hits, offset)
+    await queries.save(token, state)
     return _page(token, state, result.hits, offset, result.has_more)
 
 
-def _page(token: str, state: QueryState, hits: list[Hit], offset: int, more: bool) -> Reply:
+def _record(state: QueryState, hits: list[Hit], offset: int) -> None:
+    """The page's articles become hits ``offset + 1`` onwards (for "Full article")."""
     del state.article_ids[offset:]
     state.article_ids += [hit.article_id for hit in hits]
+
+
+def _page(token: str, state: QueryState, hits: list[Hit], offset: int, more: bool) -> Reply:
     rows: list[list[InlineKeyboardButton]] = []
     shown: set[str] = set()
     for number, hit in enumerate(hits, start=offset + 1):

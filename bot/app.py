@@ -36,6 +36,7 @@ from bot.rate_limit import RateLimitMiddleware
 from bot.sending import KeepResponseTypes, RetryAfterMiddleware
 from bot.services import Role, Services
 from bot.settings import BotSettings
+from bot.shared_state import SharedState, SharedStateError
 from bot.shutdown import bounded, worker_pool
 from bot.storage import StorageError
 from bot.webhook import UpdateRequestHandler
@@ -51,6 +52,7 @@ __all__ = [
     "create_dispatcher",
     "open_index",
     "open_services",
+    "open_shared_state",
     "run_polling",
     "run_worker",
     "seed_if_empty",
@@ -88,12 +90,25 @@ async def check_bot(bot: Bot, settings: BotSettings) -> None:
 
 async def open_services(settings: BotSettings, embedder: Embedder | None = None) -> Services:
     """Open the index (loading the model), seed it on first run, build the services with
-    feeds, subscriptions and alerts over the bot's own database. A model that cannot load
-    or a DATA_DIR that cannot be written raises `StartupError`."""
+    feeds, subscriptions and alerts over the bot's own database. A model that cannot load,
+    a DATA_DIR that cannot be written or a REDIS_URL that cannot be reached raises
+    `StartupError`."""
+    shared = await open_shared_state(settings)  # first: it fails in a second, the model not
+    try:
+        return await _open_services(settings, embedder, shared)
+    except BaseException:
+        if shared is not None:
+            await shared.close()
+        raise
+
+
+async def _open_services(
+    settings: BotSettings, embedder: Embedder | None, shared: SharedState | None
+) -> Services:
     index = await open_index(settings, embedder)
     try:
         await seed_if_empty(index, settings.samples_dir)
-        services = build_services(settings, index)
+        services = build_services(settings, index, shared)
         if services.alerts is not None:
             await services.alerts.store.open()  # connects and migrates: fails here, not later
         return services
@@ -140,13 +155,35 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def build_services(settings: BotSettings, index: ArticleIndex) -> Services:
-    """The services over an open index, alerts included."""
-    alerts = AlertsService(settings, index, admin_ids=settings.admin_ids)
+async def open_shared_state(settings: BotSettings) -> SharedState | None:
+    """The Redis client of REDIS_URL, checked with a ping (None when REDIS_URL is unset);
+    a malformed or unreachable REDIS_URL raises `StartupError`."""
+    try:
+        shared = SharedState.from_settings(settings)
+    except SharedStateError as error:
+        raise StartupError(str(error)) from None
+    if shared is not None:
+        try:
+            await shared.check()
+        except SharedStateError as error:
+            await shared.close()
+            raise StartupError(str(error)) from None
+    return shared
+
+
+def build_services(
+    settings: BotSettings, index: ArticleIndex, shared: SharedState | None = None
+) -> Services:
+    """The services over an open index, alerts included; with REDIS_URL the state replicas
+    share lives in Redis (``shared``, else a client made from the settings)."""
+    shared = shared or SharedState.from_settings(settings)
+    pace = shared.pace(settings.alert_rate) if shared is not None else None
+    alerts = AlertsService(settings, index, admin_ids=settings.admin_ids, pace=pace)
     i18n = create_i18n()
     return Services.create(
         settings,
         index,
+        shared=shared,
         alerts=alerts,
         jobs=JobRunner(alerts.store.jobs, index, i18n),
         i18n=i18n,
@@ -207,8 +244,7 @@ def create_dispatcher(
     dispatcher = ObservedDispatcher(**services.workflow_data())  # counts, times, log context
     LanguageMiddleware(services.i18n, services.languages).setup(dispatcher)
     limiter = RateLimitMiddleware(
-        services.settings.rate_limit,
-        services.settings.rate_window,
+        services.rate_limiter("chat", services.settings.rate_limit),
         notice_every_time=notice_every_drop,
     )
     dispatcher.message.middleware(limiter)
@@ -216,7 +252,7 @@ def create_dispatcher(
     # Inline queries arrive as the user types: their own, more generous budget
     dispatcher.inline_query.middleware(
         RateLimitMiddleware(
-            services.settings.rate_limit * INLINE_RATE_FACTOR, services.settings.rate_window
+            services.rate_limiter("inline", services.settings.rate_limit * INLINE_RATE_FACTOR)
         )
     )
     dispatcher.include_routers(
@@ -256,8 +292,9 @@ async def start_background(bot: Bot, services: Services) -> None:
 
 
 async def _on_shutdown(services: Services) -> None:
-    """Stop background work (jobs, alerts, heartbeat, a running reindex's status updates),
-    each step for a few seconds at most (`bot.shutdown.bounded`)."""
+    """Stop background work (jobs, alerts, heartbeat, a running reindex's status updates)
+    and close the Redis client, each step for a few seconds at most
+    (`bot.shutdown.bounded`)."""
     if services.jobs is not None:
         await bounded(services.jobs.stop(), "stopping jobs")
     if services.alerts is not None:
@@ -267,6 +304,8 @@ async def _on_shutdown(services: Services) -> None:
     await bounded(
         asyncio.gather(*services.background, return_exceptions=True), "background tasks"
     )
+    if services.shared is not None:
+        await bounded(services.shared.close(), "closing the Redis connection")
 
 
 async def _heartbeat(path: Path) -> None:

@@ -293,7 +293,9 @@ async def run_chat(
     index = await open_index(settings, embedder)
     try:
         await seed_if_empty(index, settings.samples_dir, lambda line: print(line, file=out))
-        local = settings.model_copy(update={"admin_ids": settings.admin_ids | {LOCAL_USER_ID}})
+        local = settings.model_copy(  # one process, talking to no one: state in memory
+            update={"admin_ids": settings.admin_ids | {LOCAL_USER_ID}, "redis_url": None}
+        )
         services = build_services(local, index)
         width = min(shutil.get_terminal_size((100, 24)).columns, 100)
         session = TerminalSession(out, color=color, width=width)

@@ -2,8 +2,10 @@
 
 An answer registers its question under a short random token; "More results" carries
 ``(token, offset)`` and each "Full article" button ``(token, hit number)``. States expire
-after ``ttl`` seconds (and the oldest are dropped beyond ``capacity``); a press on an
-expired button finds nothing and the handler apologises.
+after ``ttl`` seconds; a press on an expired button finds nothing and the handler
+apologises. `QueryStore` is the interface: `MemoryQueryStore` keeps states in this process
+(and drops the oldest beyond ``capacity``), `bot.shared_state.RedisQueryStore` keeps them in
+Redis, where any replica can read them.
 """
 
 from __future__ import annotations
@@ -13,10 +15,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiogram.filters.callback_data import CallbackData
 
-__all__ = ["FullArticle", "MoreResults", "QueryState", "QueryStore"]
+__all__ = [
+    "FullArticle",
+    "MemoryQueryStore",
+    "MoreResults",
+    "QueryState",
+    "QueryStore",
+    "new_token",
+]
 
 
 class MoreResults(CallbackData, prefix="more"):
@@ -46,8 +56,27 @@ class QueryState:
         return self.article_ids[number - 1] if 1 <= number <= len(self.article_ids) else None
 
 
-class QueryStore:
-    """In-memory question states keyed by short tokens, with expiry and a size bound."""
+def new_token() -> str:
+    """A fresh state token: 8 URL-safe characters (48 random bits)."""
+    return secrets.token_urlsafe(6)
+
+
+class QueryStore(Protocol):
+    """Where answers keep their question states, whichever the backend."""
+
+    async def add(self, state: QueryState) -> str:
+        """Store a new question's state; return its token."""
+
+    async def get(self, token: str) -> QueryState | None:
+        """The state of ``token``, or None when unknown or expired."""
+
+    async def save(self, token: str, state: QueryState) -> None:
+        """Store ``state`` again after a page added hits (its expiry does not move)."""
+
+
+class MemoryQueryStore:
+    """Question states in this process's memory, keyed by short tokens, with expiry and a
+    size bound."""
 
     def __init__(
         self,
@@ -63,22 +92,27 @@ class QueryStore:
     def __len__(self) -> int:
         return len(self._states)
 
-    def add(self, question: str) -> tuple[str, QueryState]:
-        """Store a new question; return its token (8 URL-safe characters) and state."""
+    async def add(self, state: QueryState) -> str:
+        """Store a new question's state; return its token (8 URL-safe characters)."""
         self._expire()
-        token = secrets.token_urlsafe(6)
+        token = new_token()
         while token in self._states:
-            token = secrets.token_urlsafe(6)
-        state = QueryState(question, created=self.clock())
+            token = new_token()
+        state.created = self.clock()
         self._states[token] = state
         while len(self._states) > self.capacity:
             self._states.popitem(last=False)
-        return token, state
+        return token
 
-    def get(self, token: str) -> QueryState | None:
+    async def get(self, token: str) -> QueryState | None:
         """The state of ``token``, or None when unknown or expired."""
         self._expire()
         return self._states.get(token)
+
+    async def save(self, token: str, state: QueryState) -> None:
+        """Keep ``state`` under ``token`` if the token is still known."""
+        if token in self._states:
+            self._states[token] = state
 
     def _expire(self) -> None:
         cutoff = self.clock() - self.ttl

@@ -15,8 +15,10 @@ from aiogram.utils.i18n import I18n
 from bot.alerts.service import AlertsService
 from bot.i18n import ChatLanguages, MemoryLanguages, create_i18n
 from bot.jobs import JobRunner
-from bot.query_state import QueryStore
+from bot.query_state import MemoryQueryStore, QueryStore
+from bot.rate_limit import MemoryRateLimiter, RateLimiter
 from bot.settings import BotSettings
+from bot.shared_state import SharedState
 from index import ArticleIndex
 
 __all__ = ["BlockedChats", "BlockedHook", "Role", "Services", "SubscriberCount"]
@@ -51,6 +53,7 @@ class Services:
     settings: BotSettings
     index: ArticleIndex
     queries: QueryStore
+    shared: SharedState | None = None  # Redis (REDIS_URL): state every replica sees
     on_blocked: BlockedHook = field(default_factory=BlockedChats)
     count_subscribers: SubscriberCount | None = None  # wired by the subscriptions feature
     alerts: AlertsService | None = None  # feeds, subscriptions and alert delivery
@@ -63,9 +66,29 @@ class Services:
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
-    def create(cls, settings: BotSettings, index: ArticleIndex, **hooks: Any) -> Services:
-        """Services with a fresh query store sized by the settings."""
-        return cls(settings, index, QueryStore(ttl=settings.query_ttl), **hooks)
+    def create(
+        cls,
+        settings: BotSettings,
+        index: ArticleIndex,
+        *,
+        shared: SharedState | None = None,
+        **hooks: Any,
+    ) -> Services:
+        """Services with a query store sized by the settings: in Redis when REDIS_URL is set
+        (``shared``, else a client made from the settings), else in this process."""
+        shared = shared or SharedState.from_settings(settings)
+        queries: QueryStore
+        if shared is not None:
+            queries = shared.queries(settings.query_ttl)
+        else:
+            queries = MemoryQueryStore(ttl=settings.query_ttl)
+        return cls(settings, index, queries, shared, **hooks)
+
+    def rate_limiter(self, scope: str, limit: int) -> RateLimiter:
+        """``limit`` events per user per RATE_WINDOW: across replicas in Redis, else here."""
+        if self.shared is not None:
+            return self.shared.rate_limiter(scope, limit, self.settings.rate_window)
+        return MemoryRateLimiter(limit, self.settings.rate_window)
 
     @property
     def uptime(self) -> float:

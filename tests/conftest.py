@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,27 @@ def postgres_url() -> Iterator[str]:
 
     with fresh_database() as url:
         yield url
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server of the tests: ``TEST_REDIS_URL``, default the local one."""
+    return REDIS_URL
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A Redis key prefix of this test's own (on ``REDIS_URL``); its keys are deleted
+    afterwards."""
+    from bot.shared_state import SharedState
+
+    prefix = f"newsbot-test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    shared = SharedState.from_url(REDIS_URL, prefix)
+    try:
+        await shared.clear()
+    finally:
+        await shared.close()

@@ -36,7 +36,7 @@ from aiogram.exceptions import (
 from aiogram.types import LinkPreviewOptions
 
 from bot.alerts.rendering import render
-from bot.i18n import CachedLanguages, create_i18n, speaking
+from bot.i18n import create_i18n, speaking
 from bot.metrics import ALERTS_SENT
 from bot.storage import BotStore, OutboxRow
 from bot.storage.base import new_owner
@@ -103,21 +103,24 @@ class OutboxSender:
         concurrency: int = 4,
         max_attempts: int = 6,
         backoff: float = 1.0,
+        pace: Pace | None = None,
         lease: float = 30.0,
         owner: str | None = None,
     ) -> None:
-        """``lease``: seconds a claim lasts unless renewed (ALERT_CLAIM_LEASE); ``owner``:
-        this sender's name on its claims (default: host, pid and a random part)."""
+        """``pace``: the global send pace; default ``Pace(rate)``, this process's alone
+        (`bot.shared_state.RedisPace` shares one across workers). ``lease``: seconds a
+        claim lasts unless renewed (ALERT_CLAIM_LEASE); ``owner``: this sender's name on
+        its claims (default: host, pid and a random part)."""
         self.outbox = store.outbox
         self.chats = store.chats
         self.i18n = create_i18n()  # alerts are rendered in each chat's language
-        self.languages = CachedLanguages(store.chats.language, store.chats.set_language)
+        self._languages: dict[int, str | None] = {}  # of the chats of claimed rows
         self.bot = bot
         self.chat_interval = chat_interval
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.stats = SenderStats()
-        self._pace = Pace(rate)
+        self._pace = pace or Pace(rate)
         self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
         self.lease = lease
@@ -170,6 +173,8 @@ class OutboxSender:
                 wanted = self._batch - len(self._queue)
                 rows = await self.outbox.claim(wanted, owner=self.owner, lease=self.lease)
                 self._exhausted = len(rows) < wanted
+                if rows:  # one query for the batch, not one per message
+                    self._languages.update(await self.chats.languages(r.chat_id for r in rows))
                 self._queue.extend(rows)
             if self._queue:
                 await self._slots.acquire()
@@ -240,7 +245,7 @@ class OutboxSender:
         await done
 
     async def _send(self, row: OutboxRow) -> None:
-        with speaking(self.i18n, await self.languages.get(row.chat_id)):
+        with speaking(self.i18n, self._languages.pop(row.chat_id, None)):
             content, keyboard = render(row.kind, row.payload)
         try:
             message = await self.bot.send_message(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from aiogram import Bot
 
-from bot.alerts.sender import OutboxSender
+from bot.alerts.sender import OutboxSender, Pace
 from bot.alerts.settings import AlertSettings
 from bot.feeds.fetch import Fetcher
 from bot.feeds.poller import FeedPoller, PollReport
@@ -51,8 +51,11 @@ class AlertsService:
         *,
         admin_ids: Collection[int] = (),
         store: BotStore | None = None,
+        pace: Pace | None = None,
     ) -> None:
+        """``pace``: the alert sender's global pace (default: ALERT_RATE in this process)."""
         self.settings = settings
+        self.pace = pace
         self.index = index
         self.admin_ids = frozenset(admin_ids)
         self.store = store or BotStore.from_settings(settings.data_dir, settings.database_url)
@@ -83,6 +86,7 @@ class AlertsService:
             chat_interval=self.settings.alert_chat_interval,
             concurrency=self.settings.alert_concurrency,
             max_attempts=self.settings.alert_max_attempts,
+            pace=self.pace,
             lease=self.settings.alert_claim_lease,
         )
         self._tasks = [

@@ -33,7 +33,7 @@ async def more_results(
     settings: BotSettings,
 ) -> None:
     """Send the next page of hits and drop the button from the page above."""
-    state = queries.get(callback_data.token)
+    state = await queries.get(callback_data.token)
     # a page starts after hits already shown: any other offset was not made by this bot
     if state is None or not 0 < callback_data.offset <= len(state.article_ids):
         await query.answer(_(EXPIRED), show_alert=True)
@@ -41,7 +41,7 @@ async def more_results(
     await query.answer()
     async with typing(bot, message):
         reply = await next_page(
-            index, callback_data.token, state, callback_data.offset, settings.answer_hits
+            index, queries, callback_data.token, state, callback_data.offset, settings.answer_hits
         )
     await message.answer(html(reply.text), reply_markup=reply.keyboard)
     with contextlib.suppress(TelegramBadRequest):  # already edited by a double press
@@ -56,7 +56,7 @@ async def full_article(
     queries: QueryStore,
 ) -> None:
     """Send the whole article of one hit, in parts when it is long."""
-    state = queries.get(callback_data.token)
+    state = await queries.get(callback_data.token)
     article_id = state.article_id(callback_data.number) if state else None
     if article_id is None:
         await query.answer(_(EXPIRED), show_alert=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 from bot.deep_links import decode_question, encode_question, question_link
-from bot.query_state import FullArticle, MoreResults, QueryStore
+from bot.query_state import FullArticle, MemoryQueryStore, MoreResults, QueryState
 from bot.rendering import answer_text, article_parts, hit_text, html, length
 from index import Article, Hit
 from tests.fake_telegram import parse_html, utf16_len
@@ -88,14 +88,14 @@ def test_deep_link_payloads_round_trip() -> None:
     )
 
 
-def test_query_state_keeps_button_data_short_and_expires() -> None:
+async def test_query_state_keeps_button_data_short_and_expires() -> None:
     now = [0.0]
-    store = QueryStore(ttl=60, clock=lambda: now[0])
-    token, state = store.add("a question " * 30)
-    state.article_ids += ["a" * 40, "b" * 40]
+    store = MemoryQueryStore(ttl=60, clock=lambda: now[0])
+    state = QueryState("a question " * 30, ["a" * 40, "b" * 40])
+    token = await store.add(state)
 
     assert len(MoreResults(token=token, offset=45).pack()) <= 64
     assert len(FullArticle(token=token, number=50).pack()) <= 64
-    assert store.get(token) is state and state.article_id(2) == "b" * 40
+    assert await store.get(token) is state and state.article_id(2) == "b" * 40
     now[0] = 61
-    assert store.get(token) is None and len(store) == 0
+    assert await store.get(token) is None and len(store) == 0
