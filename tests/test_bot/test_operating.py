@@ -203,6 +203,34 @@ async def test_readyz_follows_the_database(postgres_url: str, bot_settings: BotS
         await index.close()
 
 
+async def test_readyz_needs_redis_when_redis_url_is_set(
+    bot_settings: BotSettings, index: ArticleIndex
+) -> None:
+    """With REDIS_URL, /readyz is 200 while Redis answers and 503 naming Redis (not its
+    password) when nothing listens there."""
+    password = "redis-pw-42"
+    urls = {200: "redis://127.0.0.1:6379/0", 503: f"redis://:{password}@127.0.0.1:{_free_port()}/0"}
+    for expected, url in urls.items():
+        settings = BotSettings.model_validate(bot_settings.model_dump() | {"redis_url": url})
+        services = Services.create(settings, index)
+        server = TestServer(health_app(services, settings))
+        await server.start_server()
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(server.make_url("/readyz")) as response,
+            ):
+                body = await response.text()
+            assert response.status == expected, body
+            if expected == 503:
+                assert json.loads(body)["reason"].startswith("redis unreachable")
+                assert password not in body
+        finally:
+            await server.close()
+            if services.shared is not None:
+                await services.shared.close()
+
+
 async def test_json_logs_are_one_object_per_line_without_the_token(
     running: RunningBot, caplog: pytest.LogCaptureFixture
 ) -> None:
