@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import logging
 import math
@@ -23,6 +24,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,7 +65,7 @@ from index.search import (
     wants_recent,
 )
 from index.settings import IndexSettings
-from index.spelling import Speller
+from index.spelling import Speller, Spelling
 from index.store import ChangeState, PassageRow, Store
 from index.vectors import StaleIndexError, VectorIndex
 
@@ -73,6 +75,7 @@ Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` from the worker thread doing the work."""
 EMBED_BATCH_PASSAGES = 256
 SAVE_INTERVAL_SECONDS = 30.0  # the vector index is written at most this often (and at close)
+PLANNERS = 4  # threads that run the model-free half of searches (IndexCore.search)
 SYNC_BATCH = 1000  # change log entries read and applied at a time
 PRUNE_INTERVAL_SECONDS = 3600.0  # sync prunes the change log at most this often
 
@@ -82,6 +85,24 @@ class ReindexReport:
     articles: int
     passages: int
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPlan:
+    """What ``IndexCore.plan`` found for a question, before its vector is known."""
+
+    question: str
+    filters: SearchFilters | None
+    allowed: np.ndarray | None  # the passages the filters allow (None: every passage)
+    words: list[str]  # content words as typed
+    spelling: Spelling
+    keyword: dict[int, float]  # the keyword query's top passages and their scores
+    rows: dict[int, PassageRow]  # those passages' rows
+
+    @property
+    def meant(self) -> str | None:
+        """The corrected question, to embed beside the typed one; None without typos."""
+        return self.spelling.question(self.question) if self.spelling.fixed else None
 
 
 class IndexCore:
@@ -104,7 +125,7 @@ class IndexCore:
             settings.min_relevance if settings.min_relevance is not None else DEFAULT_MIN_RELEVANCE
         )
         self.min_hit_share = settings.min_hit_share
-        self.speller = Speller(store)
+        self.speller = Speller(store, version=self._vectors_version)
         self._write_lock = threading.RLock()
         self._reindex_lock = threading.Lock()
         self.save_interval = SAVE_INTERVAL_SECONDS
@@ -120,6 +141,11 @@ class IndexCore:
         self._pruned_at = -math.inf
         self.replayed = 0  # change log entries of other processes applied
         self.rebuilds = 0  # vector indexes built from all stored vectors
+
+    def _vectors_version(self) -> tuple[int, int]:
+        """Changes whenever the passages do (in this process or, followed, in another)."""
+        vectors = self.vectors
+        return id(vectors), vectors.changes
 
     @property
     def index_path(self) -> Path:
@@ -194,28 +220,26 @@ class IndexCore:
                     seq,
                     state.pruned_to,
                 )
-        counts = self.store.counts()
+        count, id_sum, head = self.store.passages_at_head()
         actual = saved.meta()
-        if actual.count != counts.passages:
-            raise StaleIndexError(
-                f"index holds {actual.count} passages, the database {counts.passages}"
-            )
-        if actual.id_sum != counts.id_sum:
+        if actual.count != count:
+            raise StaleIndexError(f"index holds {actual.count} passages, the database {count}")
+        if actual.id_sum != id_sum:
             raise StaleIndexError("index passage ids differ from the database")
-        return saved, counts.changes_head
+        return saved, head
 
     def _mismatch(self) -> str | None:
         """Why the vector index does not hold the database's passages, when that can be told:
         nobody wrote meanwhile (else None; so is a match)."""
-        counts = self.store.counts()
-        if counts.changes_head != self._applied or self._own:
+        count, id_sum, head = self.store.passages_at_head()
+        if head != self._applied or self._own:
             return None  # written meanwhile: the next sync applies it
         actual = self.vectors.meta()
-        if (actual.count, actual.id_sum) == (counts.passages, counts.id_sum):
+        if (actual.count, actual.id_sum) == (count, id_sum):
             return None
         return (
             f"after catching up with the change log, the index holds {actual.count} "
-            f"passages, the database {counts.passages}"
+            f"passages, the database {count}"
         )
 
     def _index_from_store(self) -> VectorIndex:
@@ -428,6 +452,13 @@ class IndexCore:
         return passage_vectors, sentence_vectors
 
     # -- search ---------------------------------------------------------------------------
+    #
+    # A search is two halves: ``plan`` needs no model (the question's words and their
+    # spelling, the keyword query, the keyword candidates' rows) and runs while the question
+    # is embedded; ``answer`` takes the plan and the question's vector (the vector index,
+    # the remaining rows, ranking, quotes). ``ArticleIndex`` embeds in its micro-batcher
+    # and plans in a worker thread at the same time; ``search`` does the same with a
+    # thread of its own.
 
     def search(
         self, question: str, k: int = 3, offset: int = 0, filters: SearchFilters | None = None
@@ -436,8 +467,13 @@ class IndexCore:
         question = " ".join(question.split())
         if not question:
             return SearchResult(hits=[], refused=True)
-        query = self.embedder.encode([question])[0]
-        return self.search_vector(question, query, k=k, offset=offset, filters=filters)
+        planning = _planner().submit(self.plan, question, filters)
+        try:
+            query = self.embedder.encode([question])[0]
+        finally:
+            plan = planning.result()  # waited for even when embedding failed
+        meant = self.embedder.encode([plan.meant])[0] if plan.meant else None
+        return self.answer(plan, query, meant, k=k, offset=offset)
 
     def search_vector(
         self,
@@ -449,45 +485,72 @@ class IndexCore:
         filters: SearchFilters | None = None,
     ) -> SearchResult:
         """``search`` with the question already embedded (batch evaluation uses this)."""
-        recipe = self.recipe
+        plan = self.plan(" ".join(question.split()), filters)
+        meant = self.embedder.encode([plan.meant])[0] if plan.meant else None
+        return self.answer(plan, query, meant, k=k, offset=offset)
+
+    def plan(self, question: str, filters: SearchFilters | None = None) -> SearchPlan:
+        """The half of a search that needs no model (thread-safe): the outlet and date
+        filter, the question's words and their spelling, the keyword query and the rows of
+        its candidates."""
         allowed = None
         if filters and (filters.outlets or filters.since or filters.until):
             allowed = self.store.allowed_ids(filters)
             if not len(allowed):
-                return SearchResult(hits=[], refused=True)
+                return SearchPlan(question, filters, allowed, [], Spelling(), {}, {})
         words = terms(question)
         # Misspelt words ("peple"): the keyword query gets their corrections too, and the
         # corrected question is embedded beside the typed one (index/spelling.py).
         spelling = self.speller.spell(words)
-        if spelling.fixed:
-            meant = self.embedder.encode([spelling.question(question)])[0]
-            query = normalise((query + meant)[None, :])[0]
-        # A rebuild may swap self.vectors meanwhile; this search keeps the one it read.
-        ids, _ = self.vectors.search(query, recipe.candidates, allowed)
-        candidates = set(ids.tolist())
         keyword: dict[int, float] = {}
         if words:
-            weights = (recipe.title_weight, recipe.body_weight)
+            recipe = self.recipe
             # Passages outside the keyword top-N count as no keyword match: scoring them
             # exactly costs 20 ms at 100k passages and changes R@5 on SQuAD by 0.001.
             keyword = dict(
                 self.store.keyword_search(
-                    spelling.keyword_words(words), recipe.candidates, filters, weights
+                    spelling.keyword_words(words),
+                    recipe.candidates,
+                    filters,
+                    (recipe.title_weight, recipe.body_weight),
+                    total=self.vectors.count,
                 )
             )
-            candidates.update(keyword)
-        prefer_recent = bool(filters and filters.prefer_recent) or wants_recent(question)
+        rows = self.store.passages(sorted(keyword))
+        return SearchPlan(question, filters, allowed, words, spelling, keyword, rows)
+
+    def answer(
+        self,
+        plan: SearchPlan,
+        query: np.ndarray,
+        meant: np.ndarray | None = None,
+        *,
+        k: int = 3,
+        offset: int = 0,
+    ) -> SearchResult:
+        """The half of a search that needs the question's vector (and ``meant``'s, the
+        corrected question's, when ``plan.meant`` names one)."""
+        if plan.allowed is not None and not len(plan.allowed):
+            return SearchResult(hits=[], refused=True)
+        recipe = self.recipe
+        if meant is not None:
+            query = normalise((query + meant)[None, :])[0]
+        # A rebuild may swap self.vectors meanwhile; this search keeps the one it read.
+        ids, _ = self.vectors.search(query, recipe.candidates, plan.allowed)
+        rows = plan.rows | self.store.passages(sorted(set(ids.tolist()) - plan.rows.keys()))
+        filters = plan.filters
+        prefer_recent = bool(filters and filters.prefer_recent) or wants_recent(plan.question)
         ranked = rank(
             query,
-            self.store.passages(sorted(candidates)),
-            keyword,
+            rows,
+            plan.keyword,
             recipe,
             recent_from=datetime.now(UTC).date() if prefer_recent else None,
         )
         if not ranked:
             return SearchResult(hits=[], refused=True)
         top = ranked[0]
-        words = spelling.corrected_words(words)
+        words = plan.spelling.corrected_words(plan.words)
         found = self.store.words_found(words, top.row.id) if words else 0
         top_relevance = relevance(top, found, len(words), recipe)
         if top_relevance < self.min_relevance:
@@ -495,7 +558,7 @@ class IndexCore:
         ranked = [c for c in ranked if c.score >= self.min_hit_share * top.score]
         page = ranked[offset : offset + k]
         return SearchResult(
-            hits=[to_hit(c, words, question) for c in page],
+            hits=[to_hit(c, words, plan.question) for c in page],
             has_more=len(ranked) > offset + k,
             relevance=top_relevance,
         )
@@ -680,6 +743,12 @@ def vector_index_from_store(store: Store, dimension: int, model: str) -> VectorI
     for ids, vectors in store.iter_vectors():
         index.add(ids, vectors)
     return index
+
+
+@functools.cache
+def _planner() -> ThreadPoolExecutor:
+    """The threads ``IndexCore.search`` plans in while the calling thread embeds."""
+    return ThreadPoolExecutor(max_workers=PLANNERS, thread_name_prefix="index-plan")
 
 
 def failure_reason(error: Exception) -> str:

@@ -96,10 +96,33 @@ def _vectors_state(store: Store, path: Path) -> str:
     counts = store.counts()
     model = store.get_meta("vectors_model") or ""
     try:
-        loaded = VectorIndex.load(path, model=model, count=counts.passages, id_sum=counts.id_sum)
+        loaded = VectorIndex.load(path, model=model, count=None, id_sum=None)
+        behind = _changes_behind(store, loaded)
+        if behind:
+            return (
+                f"{loaded.count} vectors, {behind} change(s) behind the database: caught up "
+                "from the change log at the next start"
+            )
+        actual = loaded.meta()
+        if (actual.count, actual.id_sum) != (counts.passages, counts.id_sum):
+            raise StaleIndexError(
+                f"index holds {actual.count} passages, the database {counts.passages}"
+            )
     except StaleIndexError as reason:
         return f"{reason}: it is rebuilt from the database at the next start"
     return f"ok, {loaded.count} vectors match the database"
+
+
+def _changes_behind(store: Store, loaded: VectorIndex) -> int | None:
+    """How many change log entries the saved index lacks, when it can catch up by replay
+    (None: it cannot, or the database predates the change log)."""
+    if loaded.followed is None or "changes" not in store.tables():
+        return None
+    state = store.change_state()
+    log_id, seq = loaded.followed
+    if log_id != state.log_id or not state.pruned_to <= seq <= state.head:
+        return None
+    return store.pending_changes(seq)[0]
 
 
 def backup(settings: IndexSettings, destination: Path) -> tuple[int, int]:

@@ -75,7 +75,6 @@ class Counts:
     passages: int
     id_sum: int  # a cheap checksum of the passage ids, compared with the vector index's
     last_ingest: datetime | None
-    changes_head: int = 0  # the change log's newest entry when passages and id_sum were read
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,12 +496,8 @@ class Store:
                     func.max(articles.c.updated_at),
                 )
             ).one()
-            # One statement, one snapshot: the ids as of the change log's newest entry
-            head = select(func.coalesce(func.max(changes.c.seq), 0)).scalar_subquery()
-            passages_, id_sum, changes_head = db.execute(
-                select(func.count(), func.coalesce(func.sum(passages.c.id), 0), head).select_from(
-                    passages
-                )
+            passages_, id_sum = db.execute(
+                select(func.count(), func.coalesce(func.sum(passages.c.id), 0))
             ).one()
         return Counts(
             int(articles_),
@@ -510,8 +505,19 @@ class Store:
             int(passages_),
             int(id_sum),
             datetime.fromisoformat(last) if last else None,
-            int(changes_head),
         )
+
+    def passages_at_head(self) -> tuple[int, int, int]:
+        """(passages, the sum of their ids, the change log's newest entry) in one statement,
+        so one snapshot: the passages as of that entry."""
+        head = select(func.coalesce(func.max(changes.c.seq), 0)).scalar_subquery()
+        with self.read() as db:
+            count, id_sum, seq = db.execute(
+                select(func.count(), func.coalesce(func.sum(passages.c.id), 0), head).select_from(
+                    passages
+                )
+            ).one()
+        return int(count), int(id_sum), int(seq)
 
     def passage_ids(self) -> list[int]:
         with self.read() as db:
@@ -639,13 +645,15 @@ class Store:
         limit: int,
         filters: SearchFilters | None,
         weights: tuple[float, float],
+        total: int = 0,
     ) -> list[tuple[int, float]]:
         """(passage id, keyword score: higher is better) of passages holding any of the
-        words, headline and body weighted as given."""
+        words, headline and body weighted as given; with ``total``, the passages in the
+        index, words common to many of them are left out of the match (index/keywords.py)."""
         if not words:
             return []
         with self.read() as db:
-            return self.keywords.search(db, words, limit, filters, weights)
+            return self.keywords.search(db, words, limit, filters, weights, total)
 
     def words_found(self, words: Sequence[str], passage_id: int) -> int:
         """How many of the words (stemmed as the keyword index stems) the passage contains."""

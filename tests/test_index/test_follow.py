@@ -357,3 +357,21 @@ class RetrainedEmbedder(HashEmbedder):
 
     def _word(self, word: str) -> np.ndarray:
         return super()._word(word + "'")
+
+
+def test_check_says_a_saved_index_behind_the_database_is_caught_up_at_the_next_start(
+    open_core: OpenCore, database: str | None, tmp_path: Path
+) -> None:
+    from index.maintenance import check
+
+    one = open_core("one")
+    one.add_articles([article("volcano")])  # the first change is saved at once
+    one.add_articles([article("bank")])  # the next within 30 s: not yet
+    assert check(_settings(tmp_path, database, "one")).vectors.endswith(
+        "change(s) behind the database: caught up from the change log at the next start"
+    )
+    one.sync()  # this process's entries applied: the saved index records them
+    one.save()
+    assert check(_settings(tmp_path, database, "one")).vectors == (
+        f"ok, {one.vectors.count} vectors match the database"
+    )
