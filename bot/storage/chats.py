@@ -3,12 +3,13 @@ what happens when a chat blocks the bot or becomes a supergroup."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import case, delete, exists, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.storage.base import Repository, insert
+from bot.storage.base import Repository, chunks, insert
 from bot.storage.rows import ChatPrefs
 from bot.storage.schema import chats, outbox, subscriptions
 
@@ -71,6 +72,17 @@ class ChatRepository(Repository):
         """The language chosen in the chat with /language, or None."""
         rows = await self.db.rows(select(chats.c.language).where(chats.c.chat_id == chat_id))
         return rows[0][0] if rows else None
+
+    async def languages(self, chat_ids: Iterable[int]) -> dict[int, str | None]:
+        """The language chosen in each of these chats (None: none chosen, or unknown)."""
+        found: dict[int, str | None] = dict.fromkeys(chat_ids)
+        async with self.db.read() as conn:
+            for chunk in chunks(found):
+                rows = await conn.execute(
+                    select(chats.c.chat_id, chats.c.language).where(chats.c.chat_id.in_(chunk))
+                )
+                found.update((chat_id, language) for chat_id, language in rows)
+        return found
 
     async def set_language(self, chat_id: int, language: str) -> None:
         """Remember the chat's language (recording the chat if it is new)."""
