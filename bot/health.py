@@ -16,7 +16,6 @@ serves them on METRICS_PORT for polling mode and ``worker``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -65,7 +64,6 @@ class Readiness:
         self._stopping = False
         self._current_at = time.monotonic()  # when the index was last seen current
         self._index_ping: asyncio.Future[None] | None = None
-        self._redis: Any = None  # redis.asyncio.Redis, made at the first check
 
     def stopping(self) -> None:
         """The process is shutting down: not ready any more."""
@@ -81,16 +79,11 @@ class Readiness:
             ("index database", self._index_database),
             ("bot database", self._bot_database),
         ]
-        if self.settings.redis_url is not None:
-            checks.append(("redis", self._redis_ping))
+        if self.services.shared is not None:  # REDIS_URL
+            checks.append(("redis", self.services.shared.check))
         checks.append(("index change log", self._index_current))  # after its database
         results = await asyncio.gather(*(self._run(name, check) for name, check in checks))
         return next((reason for reason in results if reason), None)
-
-    async def close(self) -> None:
-        if self._redis is not None:
-            with contextlib.suppress(Exception):
-                await self._redis.aclose()
 
     async def _run(self, name: str, check: Check) -> str | None:
         try:
@@ -108,18 +101,15 @@ class Readiness:
 
     async def _index_current(self) -> str | None:
         assert self.services is not None
-        index = self.services.index
-        sync_lag = getattr(index, "sync_lag", None)  # the change log's follower, if any
-        if sync_lag is None:
-            return None
-        lag = int(await sync_lag())
+        lag = await self.services.index.sync_lag()
         now = time.monotonic()
         if lag <= 0:
             self._current_at = now
             return None
         behind = now - self._current_at
         if lag > LAG_LIMIT or behind > LAG_GRACE:
-            return f"index behind the store by {lag} changes (not current for {behind:.0f} s)"
+            changes = f"{lag} change{'' if lag == 1 else 's'}"
+            return f"index behind the store by {changes} (not current for {behind:.0f} s)"
         return None
 
     async def _index_database(self) -> str | None:
@@ -141,23 +131,6 @@ class Readiness:
             return None
         async with self.services.alerts.store.database.read() as connection:
             await connection.execute(text("SELECT 1"))
-        return None
-
-    async def _redis_ping(self) -> str | None:
-        shared = getattr(self.services, "shared", None)  # the client the bot's state uses
-        if shared is not None:
-            await shared.check()
-            return None
-        if self._redis is None:
-            import redis.asyncio as redis  # only with REDIS_URL
-
-            assert self.settings.redis_url is not None
-            self._redis = redis.from_url(
-                self.settings.redis_url.get_secret_value(),
-                socket_connect_timeout=CHECK_TIMEOUT,
-                socket_timeout=CHECK_TIMEOUT,
-            )
-        await self._redis.ping()
         return None
 
 
@@ -192,11 +165,7 @@ def add_routes(app: web.Application, services: Services | None, settings: BotSet
     async def stop(app: web.Application) -> None:
         readiness.stopping()
 
-    async def close(app: web.Application) -> None:
-        await readiness.close()
-
     app.on_shutdown.append(stop)
-    app.on_cleanup.append(close)
     return readiness
 
 

@@ -29,6 +29,7 @@ from bot.log import make_handler
 from bot.services import Services
 from bot.settings import BotSettings
 from index import ArticleIndex, IndexCore
+from tests import factories
 from tests.fake_telegram import DEFAULT_TOKEN, FakeBotAPI, FakeChat
 from tests.fakes import HashEmbedder
 from tests.postgres import ADMIN_URL
@@ -201,6 +202,32 @@ async def test_readyz_follows_the_database(postgres_url: str, bot_settings: BotS
         await server.close()
         await alerts.store.close()
         await index.close()
+
+
+async def test_readyz_waits_for_the_index_to_catch_up(
+    bot_settings: BotSettings, index: ArticleIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An article another process added and this one has not applied yet: 503 once the
+    index has been behind for longer than the grace (0 here), 200 after it syncs."""
+    monkeypatch.setattr("bot.health.LAG_GRACE", 0.0)
+    other = await asyncio.to_thread(IndexCore.open, bot_settings, HashEmbedder())
+    try:
+        await asyncio.to_thread(other.add_articles, [factories.article("bank", url=None)])
+    finally:
+        await asyncio.to_thread(other.close)
+    server = TestServer(health_app(Services.create(bot_settings, index), bot_settings))
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(server.make_url("/readyz")) as response:
+                assert response.status == 503
+                reason = (await response.json())["reason"]
+            assert reason.startswith("index behind the store by 1 change (not current for")
+            await index.sync()
+            async with http.get(server.make_url("/readyz")) as response:
+                assert response.status == 200
+    finally:
+        await server.close()
 
 
 async def test_readyz_needs_redis_when_redis_url_is_set(
