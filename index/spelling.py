@@ -16,27 +16,33 @@ the typed one; it never drops the words the user typed.
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import re
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-
-import snowballstemmer
-from symspellpy import SymSpell, Verbosity
-from symspellpy.editdistance import DistanceAlgorithm, EditDistance
+from typing import TYPE_CHECKING, Any
 
 from index.languages import fold_diacritics, keyword_forms
 from index.search import STOP_WORDS
 from index.store import Store
 
+log = logging.getLogger(__name__)
 MIN_WORD_CHARS = 4  # shorter words are only matched against stop words
+# A vocabulary that took longer than this to read is reread in a background thread after
+# the index changes, and questions meanwhile are spelled against the one before (at 100k
+# passages reading it takes over a second); a quicker one is reread while the question waits.
+SYNC_REFRESH_SECONDS = 0.25
 SHORT_STEM_CHARS = 5  # stems shorter than this get at most one edit
 # A stem is turned back into a word that FTS5 stems to it ("peopl" -> "people"); Porter
 # is not idempotent on its own output ("abus" stems to "abu"), so the stem alone may miss.
 _SURFACE_ENDINGS = ("", "e", "s", "y", "l", "ed", "ing", "ion")
 _WORD = re.compile(r"\w+", re.UNICODE)
-_DISTANCE = EditDistance(DistanceAlgorithm.DAMERAU_OSA)
+
+if TYPE_CHECKING:  # symspellpy and the stemmer load at the first question (not for stats)
+    from symspellpy import SymSpell
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +74,27 @@ def english_words() -> frozenset[str]:
 
 
 class Speller:
-    """Corrections for question words, from a store's keyword vocabulary. Thread-safe."""
+    """Corrections for question words, from a store's keyword vocabulary. Thread-safe.
 
-    def __init__(self, store: Store) -> None:
+    ``version`` tells when the vocabulary may have changed: any value it returns that
+    differs from the last one read makes the next lookup of an unknown word reread the
+    vocabulary (in the background once reading it is slow: ``SYNC_REFRESH_SECONDS``). The
+    index passes a counter of its vector index's changes (free to read); without one, the
+    store's passage count and id checksum are read (a query)."""
+
+    def __init__(self, store: Store, version: Callable[[], Hashable] | None = None) -> None:
         self._store = store
-        self._stemmer = snowballstemmer.stemmer("porter")  # the algorithm FTS5's porter runs
+        self._version_now = version or self._stored_version
         self._lock = threading.Lock()
-        self._symspell = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
         self._counts: dict[str, int] = {}
-        self._version: tuple[int, int] | None = None
+        self._version: Hashable | None = None
+        self._symspell: SymSpell | None = None  # made at the first refresh
+        self._took = 0.0  # seconds the last refresh took
+        self._rereading: threading.Thread | None = None  # a background refresh under way
+
+    @property
+    def _stemmer(self) -> Any:
+        return _porter()  # the algorithm FTS5's porter runs
 
     def spell(self, words: Sequence[str]) -> Spelling:
         """The misspelt ones among a question's lower-cased content words, corrected."""
@@ -104,6 +122,10 @@ class Speller:
         return stem in self._counts or fold_diacritics(stem) in self._counts
 
     def _closest(self, stem: str) -> str | None:
+        from symspellpy import Verbosity
+
+        if self._symspell is None:
+            return None
         distance = 1 if len(stem) < SHORT_STEM_CHARS else 2
         suggestions = [
             s
@@ -121,12 +143,44 @@ class Speller:
         return next((w for w in words if w in english_words()), words[0] if words else stem)
 
     def _refresh(self) -> bool:
-        """Bring the vocabulary up to date with the store; whether it changed."""
-        counts = self._store.counts()
-        version = (counts.passages, counts.id_sum)  # any added or removed passage changes it
+        """Bring the vocabulary up to date with the store (called under the lock); whether
+        it changed now. A slow one is reread in a background thread instead."""
+        version = self._version_now()
         if version == self._version:
             return False
-        fresh = {term: n for term, n in self._store.vocabulary() if term.isalpha()}
+        if self._version is not None and self._took > SYNC_REFRESH_SECONDS:
+            if self._rereading is None:
+                self._rereading = threading.Thread(
+                    target=self._reread, args=(version,), name="speller-refresh", daemon=True
+                )
+                self._rereading.start()
+            return False
+        started = time.perf_counter()
+        self._apply(self._read(), version)
+        self._took = time.perf_counter() - started
+        return True
+
+    def _reread(self, version: Hashable) -> None:
+        """The background refresh: read without the lock, apply with it."""
+        try:
+            started = time.perf_counter()
+            fresh = self._read()
+            with self._lock:
+                self._apply(fresh, version)
+                self._took = time.perf_counter() - started
+        except Exception:  # the next question's refresh tries again
+            log.warning("Could not refresh the spelling vocabulary", exc_info=True)
+        finally:
+            self._rereading = None
+
+    def _read(self) -> dict[str, int]:
+        return {term: n for term, n in self._store.vocabulary() if term.isalpha()}
+
+    def _apply(self, fresh: dict[str, int], version: Hashable) -> None:
+        if self._symspell is None:
+            from symspellpy import SymSpell
+
+            self._symspell = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
         for term in self._counts.keys() - fresh.keys():
             self._symspell.delete_dictionary_entry(term)
         for term, n in fresh.items():
@@ -137,12 +191,29 @@ class Speller:
                 self._symspell.create_dictionary_entry(term, n)
         self._counts = fresh
         self._version = version
-        return True
+
+    def _stored_version(self) -> Hashable:
+        counts = self._store.counts()
+        return (counts.passages, counts.id_sum)  # any added or removed passage changes it
 
 
 def _stop_word(word: str) -> str | None:
     """The stop word one slip away from a short unknown word, first letter kept."""
     for stop in sorted(STOP_WORDS, key=lambda s: (-len(s), s)):
-        if stop[0] == word[0] and _DISTANCE.compare(word, stop, 1) == 1:
+        if stop[0] == word[0] and _distance().compare(word, stop, 1) == 1:
             return stop
     return None
+
+
+@cache
+def _porter() -> Any:
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("porter")
+
+
+@cache
+def _distance() -> Any:
+    from symspellpy.editdistance import DistanceAlgorithm, EditDistance
+
+    return EditDistance(DistanceAlgorithm.DAMERAU_OSA)

@@ -83,6 +83,7 @@ class VectorIndex:
         self._index: _Kind = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         self._lock = threading.RLock()
         self.followed: tuple[str, int] | None = None  # (change log, seq) of a loaded index
+        self.changes = 0  # adds and removals so far: whoever caches what it holds can tell
 
     @property
     def kind(self) -> str:
@@ -119,11 +120,13 @@ class VectorIndex:
         with self._lock, _one_thread(len(ids) < _SMALL_BATCH):
             self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
             self._grow()
+            self.changes += 1
 
     def remove(self, ids: list[int] | np.ndarray) -> None:
         if len(ids):
             with self._lock, _one_thread(True):
                 self._index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64)))
+                self.changes += 1
 
     def ids(self) -> np.ndarray:
         with self._lock:

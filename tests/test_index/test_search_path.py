@@ -1,0 +1,123 @@
+"""The search hot path: the keyword half runs while the question is embedded, nothing on it
+counts the store or rereads a slow vocabulary, and words common to many passages are left
+out of the keyword match on both backends."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import IndexCore, IndexSettings, keywords, spelling
+from index.formats import make_article
+from index.models import Article
+from tests.factories import SAMPLE, article
+from tests.fakes import HashEmbedder
+
+
+class WaitingEmbedder(HashEmbedder):
+    """Embeds a question only once ``planned`` is set (by the keyword query), so a search
+    that plans after embedding, not meanwhile, fails instead of finishing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.planned = threading.Event()
+        self.questions = False
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if self.questions and not self.planned.wait(timeout=10):
+            raise AssertionError("the question was embedded before its keyword query ran")
+        return super().encode(texts)
+
+
+def test_the_keyword_query_runs_while_the_question_is_embedded(settings: IndexSettings) -> None:
+    embedder = WaitingEmbedder()
+    core = IndexCore.open(settings, embedder)
+    try:
+        core.min_relevance = 0.2
+        core.add_articles([article("volcano"), article("bank")])
+        searching = core.store.keyword_search
+
+        def keyword_search(*args, **kwargs):  # type: ignore[no-untyped-def]
+            found = searching(*args, **kwargs)
+            embedder.planned.set()
+            return found
+
+        core.store.keyword_search = keyword_search  # type: ignore[method-assign]
+        embedder.questions = True
+        [hit] = core.search("volcano ash village", k=1).hits
+        assert hit.title == "Volcano erupts near village"
+    finally:
+        core.close()
+
+
+def test_a_search_with_a_typo_never_counts_the_store(
+    core: IndexCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core.ingest([str(SAMPLE)])
+
+    def counts() -> None:
+        raise AssertionError("Store.counts() ran on the search path")
+
+    monkeypatch.setattr(core.store, "counts", counts)
+    result = core.search("how many peple wer killd by mins")
+    assert "mine explosions" in result.hits[0].passage
+
+
+def test_a_slow_vocabulary_is_reread_in_the_background(
+    core: IndexCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core.add_articles([article("bank")])
+    assert core.speller.spell(["volcanno"]).fixed == {}  # the first reading waits for it
+    monkeypatch.setattr(spelling, "SYNC_REFRESH_SECONDS", -1.0)  # every reading is "slow"
+    core.add_articles([article("volcano")])
+    assert core.speller.spell(["volcanno"]).fixed == {}  # answered from the one it had
+    rereading = core.speller._rereading
+    assert rereading is not None
+    rereading.join(timeout=30)
+    assert core.speller.spell(["volcanno"]).fixed == {"volcanno": "volcano"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexCore]:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    settings = IndexSettings(  # type: ignore[call-arg]
+        data_dir=tmp_path / "data", database_url=url, _env_file=None
+    )
+    core = IndexCore.open(settings, HashEmbedder())
+    yield core
+    core.close()
+
+
+def _report(number: int, text: str) -> Article:
+    return make_article(
+        title=f"Report {number}",
+        text=text,
+        url=None,
+        outlet="Daily",
+        author=None,
+        published=None,
+        source=None,
+    )
+
+
+def test_words_common_to_many_passages_are_left_out_of_the_keyword_match(
+    index: IndexCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports = [_report(n, f"The council met on day {n} to discuss roads.") for n in range(8)]
+    reports.append(_report(8, "A volcano erupted and the council discussed the ash."))
+    reports.append(_report(9, "Farmers sold potatoes at the market."))
+    index.add_articles(reports)
+    weights = (0.25, 1.0)
+    exact = index.store.keyword_search(["council", "volcano"], 20, None, weights, total=10)
+    assert len(exact) == 9  # below PRUNE_FROM passages every word counts
+
+    monkeypatch.setattr(keywords, "PRUNE_FROM", 0)
+    monkeypatch.setattr(keywords, "COMMON_SHARE", 0.5)  # "council" is in 9 passages of 10
+    pruned = index.store.keyword_search(["council", "volcano"], 20, None, weights, total=10)
+    assert [passage for passage, _ in pruned] == [exact[0][0]]  # only the volcano report
+    common = index.store.keyword_search(["council", "roads"], 20, None, weights, total=10)
+    assert len(common) == 9  # every word is common: all of them are matched
