@@ -138,12 +138,23 @@ class ArticleIndex:
     async def _follow(self) -> None:
         """Sync every INDEX_SYNC_INTERVAL seconds, or at once when woken."""
         interval = self.core.settings.index_sync_interval
+        failing = False
         while True:
             self._wake.clear()  # a wake-up during the sync below leads to another at once
             try:
                 await self.sync()
             except Exception as error:  # the database is away: the next round tries again
-                log.warning("Following the index's change log failed: %s", _one_line(error))
+                if not failing:
+                    log.warning(
+                        "Following the index's change log failed (%s); trying again every %s s",
+                        _one_line(error, self._secret()),
+                        interval,
+                    )
+                failing = True
+            else:
+                if failing:
+                    log.warning("Following the index's change log again")
+                failing = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
 
@@ -180,6 +191,10 @@ class ArticleIndex:
                 )
                 self._wake.set()
                 await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
+    def _secret(self) -> str | None:
+        url = self.core.settings.database_url
+        return url.get_secret_value() if url else None
 
     async def close(self) -> None:
         for task in self._tasks:
