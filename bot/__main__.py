@@ -24,7 +24,8 @@ COMMANDS = {
     "chat": "chat with the bot in this terminal: no token, no network",
     "healthcheck": "exit 0 if the running bot answers /healthz (with --ready: /readyz) on "
     "WEBHOOK_PORT or METRICS_PORT, or else its heartbeat file is fresh",
-    "bench": "load benchmark: many users ask at once (`python -m bot bench --help`)",
+    "bench": "load benchmark: many users ask at once (`python -m bot bench --help`); "
+    "`bench replicas`: the webhook path with 1, 2, 3 replicas on PostgreSQL and Redis",
     "migrate": "copy DATA_DIR's SQLite data into PostgreSQL: migrate --to postgresql://…",
 }
 
@@ -45,6 +46,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, load the settings, run the command; return the exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["bench", "replicas"]:  # the webhook path with 1, 2, 3… replicas
+        from bot.scalebench import main as replicas_bench
+
+        return replicas_bench(argv[2:])
     if argv[:1] == ["bench"]:  # its own options; loads the benchmark only when asked
         from bot.bench import main as bench
 
