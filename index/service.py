@@ -2,7 +2,8 @@
 and network I/O) runs in a worker thread, so the event loop never waits on them.
 
 Questions asked at about the same time are embedded together, in one model call
-(``index.batching``); the rest of each search then runs in its own worker thread.
+(``index.batching``); meanwhile each question's keyword half (``IndexCore.plan``) runs in a
+worker thread, and the rest of the search (``IndexCore.answer``) in another after both.
 
 From ``open`` to ``close`` the index follows the writes of other processes on the same
 database (``IndexCore.sync``, ``index/changes.py``) in the background: every
@@ -97,10 +98,12 @@ class ArticleIndex:
         if not question:
             return SearchResult(hits=[], refused=True)
         with SEARCH_SECONDS.time():
-            query = await self.questions.submit(question)
-            return await self._run(
-                self.core.search_vector, question, query, k=k, offset=offset, filters=filters
+            # The keyword half (spelling, keyword query) runs while the question is embedded
+            plan, query = await asyncio.gather(
+                self._run(self.core.plan, question, filters), self.questions.submit(question)
             )
+            meant = await self.questions.submit(plan.meant) if plan.meant else None
+            return await self._run(self.core.answer, plan, query, meant, k=k, offset=offset)
 
     def _embed_questions(self, questions: list[str]) -> list[np.ndarray]:
         return list(self.core.embedder.encode(questions))
