@@ -19,6 +19,8 @@ from aiogram.types import Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from bot.metrics import mark_received
+
 __all__ = ["SECRET_HEADER", "UpdateRequestHandler"]
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class UpdateRequestHandler(SimpleRequestHandler):
             reason = " ".join(str(error).split())[:200] or type(error).__name__
             log.warning("Webhook request refused (400): the body is not an Update (%s)", reason)
             return web.Response(status=400, text=NOT_AN_UPDATE)
+        mark_received()  # the answer's time starts here (the task inherits the mark)
         task = asyncio.create_task(self._feed(bot, update), name=f"update-{update.update_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
