@@ -67,7 +67,7 @@ from index.search import (
 from index.settings import IndexSettings
 from index.spelling import Speller, Spelling
 from index.store import ChangeState, PassageRow, Store
-from index.vectors import StaleIndexError, VectorIndex
+from index.vectors import StaleIndexError, VectorIndex, write_snapshot
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -629,7 +629,7 @@ class IndexCore:
                 if missing:  # ingested during the rebuild (here or elsewhere), current model
                     fresh.add(*self.store.vectors(missing))
                 self.vectors = fresh
-                self.save()
+            self.save()
             counts = self.store.counts()
             return ReindexReport(
                 counts.articles,
@@ -673,20 +673,27 @@ class IndexCore:
         (already committed) database is simply rebuilt from it on the next start."""
         with self._write_lock:
             self._dirty = True
-            if time.monotonic() - self._saved_at >= self.save_interval:
-                self.save(wait=False)
+            due = time.monotonic() - self._saved_at >= self.save_interval
+        if due:
+            self.save(wait=False)
 
     def save(self, *, wait: bool = True) -> None:
         """Write the vector index and its metadata now (atomically), with the last change
         log entry applied. Processes sharing DATA_DIR take turns; ``wait=False`` leaves
-        the writing to another process that is at it (this one stays marked changed)."""
-        with self._write_lock, self._index_file(wait=wait) as locked:
+        the writing to another process that is at it (this one stays marked changed).
+        Writers and ``sync`` wait only while the index is copied, not while it is written."""
+        with self._index_file(wait=wait) as locked:
             if not locked:
                 return
-            followed = (self._log_id, self._applied) if self._log_id else None
-            self.vectors.save(self.index_path, followed)
-            self._dirty = False
-            self._saved_at = time.monotonic()
+            with self._write_lock:
+                followed = (self._log_id, self._applied) if self._log_id else None
+                data, meta = self.vectors.snapshot(followed)
+                self._dirty, self._saved_at = False, time.monotonic()
+            try:
+                write_snapshot(self.index_path, data, meta)
+            except BaseException:
+                self._dirty = True
+                raise
 
     @contextlib.contextmanager
     def _index_file(self, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:

@@ -29,7 +29,14 @@ from typing import cast
 import faiss
 import numpy as np
 
-__all__ = ["APPROXIMATE_FROM", "IndexMeta", "StaleIndexError", "VectorIndex", "meta_path"]
+__all__ = [
+    "APPROXIMATE_FROM",
+    "IndexMeta",
+    "StaleIndexError",
+    "VectorIndex",
+    "meta_path",
+    "write_snapshot",
+]
 
 APPROXIMATE_FROM = 20_000  # vectors; the exact scan of 20k costs what IVF does at 100k
 NPROBE = 64  # inverted lists scanned per query: recall@50 0.90 at 100k, 0.83 at 1M (README)
@@ -193,13 +200,17 @@ class VectorIndex:
         metadata names the count and id checksum, so a crash between the two renames
         leaves a pair that ``load`` rejects (and the caller rebuilds); ``followed`` is the
         (change log, last entry applied) it records."""
+        write_snapshot(path, *self.snapshot(followed))
+
+    def snapshot(self, followed: tuple[str, int] | None = None) -> tuple[bytes, IndexMeta]:
+        """The index serialised, and its metadata: ``save`` in two steps, so that a caller
+        holding a lock need not hold it while the file is written."""
         with self._lock:
             data = faiss.serialize_index(self._index)
             meta = self.meta()
         if followed is not None:
             meta = replace(meta, change_log=followed[0], applied_seq=followed[1])
-        _atomic_write(path, data.tobytes())
-        _atomic_write(meta_path(path), json.dumps(asdict(meta), indent=1).encode())
+        return data.tobytes(), meta
 
     @classmethod
     def load(
@@ -369,6 +380,12 @@ def _finite(index: _Kind) -> bool:
 
 def _empty(dimension: int) -> np.ndarray:
     return np.zeros((0, dimension), dtype=np.float32)
+
+
+def write_snapshot(path: Path, data: bytes, meta: IndexMeta) -> None:
+    """Write a ``snapshot``: the index, then its metadata, each aside and renamed."""
+    _atomic_write(path, data)
+    _atomic_write(meta_path(path), json.dumps(asdict(meta), indent=1).encode())
 
 
 def meta_path(path: Path) -> Path:
