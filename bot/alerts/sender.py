@@ -103,11 +103,14 @@ class OutboxSender:
         concurrency: int = 4,
         max_attempts: int = 6,
         backoff: float = 1.0,
+        pace: Pace | None = None,
         lease: float = 30.0,
         owner: str | None = None,
     ) -> None:
-        """``lease``: seconds a claim lasts unless renewed (ALERT_CLAIM_LEASE); ``owner``:
-        this sender's name on its claims (default: host, pid and a random part)."""
+        """``pace``: the global send pace; default ``Pace(rate)``, this process's alone
+        (`bot.shared_state.RedisPace` shares one across workers). ``lease``: seconds a
+        claim lasts unless renewed (ALERT_CLAIM_LEASE); ``owner``: this sender's name on
+        its claims (default: host, pid and a random part)."""
         self.outbox = store.outbox
         self.chats = store.chats
         self.i18n = create_i18n()  # alerts are rendered in each chat's language
@@ -117,7 +120,7 @@ class OutboxSender:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.stats = SenderStats()
-        self._pace = Pace(rate)
+        self._pace = pace or Pace(rate)
         self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
         self.lease = lease
