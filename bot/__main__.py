@@ -25,7 +25,8 @@ COMMANDS = {
     "healthcheck": "exit 0 if the running bot answers /healthz (with --ready: /readyz) on "
     "WEBHOOK_PORT or METRICS_PORT, or else its heartbeat file is fresh",
     "bench": "load benchmark: many users ask at once (`python -m bot bench --help`); "
-    "`bench replicas`: the webhook path with 1, 2, 3 replicas on PostgreSQL and Redis",
+    "`bench replicas`: the webhook path with 1, 2, 3 replicas on PostgreSQL and Redis; "
+    "`bench alerts`: worker processes sharing one outbox",
     "migrate": "copy DATA_DIR's SQLite data into PostgreSQL: migrate --to postgresql://…",
 }
 
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         from bot.scalebench import main as replicas_bench
 
         return replicas_bench(argv[2:])
+    if argv[:2] == ["bench", "alerts"]:  # worker processes sharing one outbox
+        from bot.alerts.workers_bench import main as alerts_bench
+
+        return alerts_bench(argv[2:])
     if argv[:1] == ["bench"]:  # its own options; loads the benchmark only when asked
         from bot.bench import main as bench
 

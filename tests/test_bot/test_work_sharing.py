@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -34,6 +37,7 @@ from tests.test_bot.harness import ADMIN
 from tests.test_bot.test_alerts import delivery
 
 SUBSCRIBERS = 150
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -263,3 +267,67 @@ async def test_a_job_whose_worker_died_is_taken_over_after_its_lease(
     await bot.session.close()
     for runner in (dead, survivor):
         await runner.jobs.db.close()
+
+
+# -- the roles as processes ------------------------------------------------------------------
+
+
+def test_a_web_replica_without_a_webhook_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from bot.__main__ import main
+
+    monkeypatch.setenv("BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("WEBHOOK_URL", raising=False)
+
+    assert main(["web"]) == 2
+    assert capsys.readouterr().err == (
+        "error: python -m bot web takes updates by webhook only: set WEBHOOK_URL and "
+        "WEBHOOK_SECRET (or run python -m bot for long polling)\n"
+    )
+
+
+async def test_a_worker_process_sends_alerts_takes_no_updates_and_stops_on_sigterm(
+    api: FakeBotAPI, postgres_url: str, tmp_path: Path
+) -> None:
+    """``python -m bot worker`` delivers what the outbox holds, never asks Telegram for
+    updates, and exits cleanly on SIGTERM."""
+    store = BotStore.from_url(database_url(tmp_path, postgres_url))
+    chats = await queue_broadcast(store, api, articles=1)
+    (tmp_path / "samples").mkdir()
+    env = {
+        **os.environ,
+        "BOT_TOKEN": api.token,
+        "BOT_API_URL": api.base_url,
+        "DATABASE_URL": postgres_url,
+        "DATA_DIR": str(tmp_path / "data"),
+        "SAMPLES_DIR": str(tmp_path / "samples"),
+        "ALERT_RATE": "0",
+        "ALERT_CHAT_INTERVAL": "0",
+        "EMBEDDING_BACKEND": "torch",  # loads in seconds; no ONNX export in this process
+    }
+    for unwanted in ("WEBHOOK_URL", "REDIS_URL", "METRICS_PORT"):
+        env.pop(unwanted, None)
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "worker",
+        env=env,
+        cwd=PROJECT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await api.wait_until(
+            lambda: len(received(api, chats)) == SUBSCRIBERS, 120, what="the broadcast"
+        )
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(worker.communicate(), 30)
+    assert worker.returncode == 0, err.decode()[-2000:]
+    assert received(api, chats) == collections.Counter({(c.id, "Story number 0") for c in chats})
+    assert api.calls_of("getUpdates") == [] and api.calls_of("setWebhook") == []
+    assert await store.outbox.counts() == {"sent": SUBSCRIBERS}
+    await store.close()
