@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, func, select, update
+from sqlalchemy import Select, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.base import Repository, chunks, insert
@@ -208,23 +208,23 @@ class OutboxRepository(Repository):
         chat_gap: float = 0.0,
         owner: str | None = None,
     ) -> int:
-        """Mark several (row id, message id) sent in one transaction; with ``owner``, only
-        rows that are still its claim (returns how many were)."""
+        """Mark several (row id, message id) sent in one statement (one round trip); with
+        ``owner``, only rows that are still its claim (returns how many were)."""
         if not sent:
             return 0
         now = self.now()
-        statement = update(outbox).where(outbox.c.id == bindparam("row"))
+        message_ids = dict(sent)
+        statement = update(outbox).where(outbox.c.id.in_(list(message_ids)))
         if owner is not None:
             statement = statement.where(outbox.c.claimed_by == owner)
-        statement = statement.values(
-            state="sent",
-            message_id=bindparam("message"),
-            sent_at=now,
-            claimed_until=now + chat_gap,
+        return await self.db.write_one(
+            statement.values(
+                state="sent",
+                message_id=case(message_ids, value=outbox.c.id),
+                sent_at=now,
+                claimed_until=now + chat_gap,
+            )
         )
-        params = [{"row": row_id, "message": message_id} for row_id, message_id in sent]
-        async with self.db.write() as conn:
-            return (await conn.execute(statement, params)).rowcount
 
     async def retry_later(
         self, row_id: int, not_before: float, error: str, *, counts: bool
