@@ -75,12 +75,14 @@ POSTGRES = "postgresql://127.0.0.1:5432/postgres"
 REDIS = "redis://127.0.0.1:6379/0"
 SECRET = "scalebench-secret"
 WEBHOOK_URL = "https://bench.invalid/webhook"  # registered with the fake API; never called
-ADMIN_ID = 6_900_000
+ADMIN_ID = 6_900_000  # the /add tries' admins: this id and the next ADMINS - 1, in turn,
+ADMINS = 10  # so that no admin uploads more often than RATE_LIMIT allows
 USERS_PER_ROUND = 1_000_000  # user ids of round r start at FIRST_USER + r * this
 PROBE_USERS = 8_000_000  # the /add probes' user ids start here
 PROBE_INTERVAL = 0.2  # seconds between questions to replica B
 COUNTERS_FILE = "scalebench-counters.json"
 STOP_GRACE = 20.0  # seconds a replica gets to stop after SIGTERM
+REPLICA_STARTUP = 600.0  # seconds the replicas of a round get to answer /healthz (busy machine)
 PR_SET_PDEATHSIG = 1
 
 
@@ -195,11 +197,13 @@ async def run_scale(options: ScaleOptions) -> ScaleResult:
             folder = options.cache / _cache_name(settings, bench, None)
         settings = settings.model_copy(update={"data_dir": folder})
         if not (folder / BUILT_MARK).exists():
+            say(f"building the index ({options.passages:,} passages) in {folder}…")
             await asyncio.to_thread(
                 _build_index, settings, corpus[: options.articles], options.passages, None
             )
         model_cache = settings.model_cache_dir or folder / "models"
         async with _database(options.postgres) as database_url:
+            say("copying the index into a fresh PostgreSQL database…")
             copy_seconds, model = await asyncio.to_thread(_copy_index, folder, database_url)
             users = await _UsersSide.start()
             try:
@@ -222,20 +226,28 @@ async def run_scale(options: ScaleOptions) -> ScaleResult:
                         "MODEL_CACHE_DIR": str(model_cache),
                         "BOT_API_URL": users.base_url,
                     }
+                    say(f"starting {count} replica(s)…")
                     try:
                         async with _replicas(
                             role, count, env, folder, work / f"round-{number}"
                         ) as replicas:
+                            say(f"asking through {count} replica(s)…")
                             result.rounds.append(
                                 await _round(options, plan, users, replicas, number)
                             )
                             if count == add_at and options.adds and result.add is None:
+                                say("/add through one replica, looked for on another…")
                                 result.add = await _adds(options, users, replicas)
                     finally:  # once the replicas are gone: they write until they stop
                         await asyncio.to_thread(_forget_keys, options.redis, prefix)
             finally:
                 await users.close()
     return result
+
+
+def say(line: str) -> None:
+    """Progress, on stderr (the figures go to stdout)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def replica_role() -> str:
@@ -375,6 +387,7 @@ async def _start_replica(
     port = _free_port()
     env = {
         **os.environ,
+        "LOG_LEVEL": "WARNING",
         **shared,
         "DATA_DIR": str(data_dir),
         "BOT_TOKEN": TOKEN,
@@ -382,10 +395,9 @@ async def _start_replica(
         "WEBHOOK_HOST": "127.0.0.1",
         "WEBHOOK_PORT": str(port),
         "WEBHOOK_SECRET": SECRET,
-        "ADMIN_IDS": str(ADMIN_ID),
+        "ADMIN_IDS": ",".join(str(ADMIN_ID + n) for n in range(ADMINS)),
         "SAMPLES_DIR": str(data_dir / "no-samples"),
         "FEEDS": "",
-        "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "text",
     }
     env.pop("METRICS_PORT", None)
@@ -424,7 +436,7 @@ async def _wait_ready(replicas: Sequence[_Replica]) -> None:
     """Until every replica answers ``GET /healthz``; a replica that exits fails the run."""
     import aiohttp
 
-    deadline = time.monotonic() + STARTUP_TIMEOUT + 60.0
+    deadline = time.monotonic() + REPLICA_STARTUP
     async with aiohttp.ClientSession() as session:
         for replica in replicas:
             health = replica.url.rsplit("/", 1)[0] + "/healthz"
@@ -568,7 +580,7 @@ async def _adds(options: ScaleOptions, users: _UsersSide, replicas: _Replicas) -
     answered: list[float] = []
     vectors: list[float] = []
     uploads: list[float] = []
-    probes, watched = 0, True
+    probes, watched = 0, False
     for attempt in range(options.adds):
         ask_at = replicas[(attempt + 1) % len(replicas)].url
         outcome = await users.call(
@@ -583,7 +595,7 @@ async def _adds(options: ScaleOptions, users: _UsersSide, replicas: _Replicas) -
             2 * options.add_timeout + 60.0,
         )
         probes += outcome["probes"]
-        watched = watched and outcome.get("vectors_seen", False)
+        watched = watched or outcome["vectors_seen"]
         for seconds, kept in (
             (outcome["report_s"], uploads),
             (outcome["answered_s"], answered),
@@ -634,6 +646,8 @@ class _Timers:
         self._wrap(psycopg.Connection, ("commit", "rollback"), "postgres")
         self._wrap(psycopg.AsyncCursor, ("execute", "executemany"), "postgres", awaited=True)
         self._wrap(psycopg.AsyncConnection, ("commit", "rollback"), "postgres", awaited=True)
+        self._wrap_psycopg_connect(psycopg.Connection, awaited=False)
+        self._wrap_psycopg_connect(psycopg.AsyncConnection, awaited=True)
         try:
             import redis.asyncio.client as async_redis
             import redis.client as sync_redis
@@ -643,6 +657,29 @@ class _Timers:
         self._wrap(sync_redis.Pipeline, ("execute",), "redis")
         self._wrap(async_redis.Redis, ("execute_command",), "redis", awaited=True)
         self._wrap(async_redis.Pipeline, ("execute",), "redis", awaited=True)
+        self._wrap_redis_connect()
+
+    def _wrap_psycopg_connect(self, owner: type, awaited: bool) -> None:
+        """New connections (a pool grows, or replaces one it dropped) among the calls,
+        so their count and cost show."""
+        original = owner.__dict__["connect"].__func__
+        timed = self._timed_async if awaited else self._timed
+        # owner is psycopg.Connection or AsyncConnection, typed as any class here
+        owner.connect = classmethod(timed(original, "postgres", "connect"))  # type: ignore[attr-defined]
+
+    def _wrap_redis_connect(self) -> None:
+        """redis-py calls ``connect`` before each command; only real connections count."""
+        from redis.asyncio.connection import AbstractConnection
+
+        original = AbstractConnection.connect
+        timed = self._timed_async(original, "redis", "connect")
+
+        async def connect(connection: Any) -> None:
+            if connection.is_connected:
+                return
+            await timed(connection)
+
+        AbstractConnection.connect = connect  # type: ignore[method-assign]
 
     def _wrap(self, owner: type, names: Sequence[str], kind: str, *, awaited: bool = False) -> None:
         for name in names:
@@ -924,22 +961,22 @@ async def _users_side() -> None:
             self.reset()
             patience, metrics_at = command["patience"], command["metrics_at"]
             attempt = AddTry.number(command["attempt"])
-            admin = FakeUser(id=ADMIN_ID, first_name="Admin")
-            seen = len(self.replies.get(ADMIN_ID, []))
-            outcome: dict[str, Any] = {"report_s": None, "probes": 0, "why": ""}
-            outcome |= {"answered_s": None, "vectors_s": None}
+            admin = FakeUser(id=ADMIN_ID + command["attempt"] % ADMINS, first_name="Admin")
+            seen = len(self.replies.get(admin.id, []))
             baseline = await self.vectors(metrics_at)
+            outcome: dict[str, Any] = {"report_s": None, "probes": 0, "why": ""}
+            outcome |= {"answered_s": None, "vectors_s": None, "vectors_seen": baseline is not None}
             document = self.add_file(attempt.content, attempt.file_name, "text/plain")
             posted = time.monotonic()
             upload = self.message_update(FakeChat.private(admin), admin, document=document)
             self.post(upload, command["upload_to"])
             try:
                 await self.wait_until(
-                    lambda: len(self.replies.get(ADMIN_ID, [])) > seen, patience, what="report"
+                    lambda: len(self.replies.get(admin.id, [])) > seen, patience, what="report"
                 )
             except AssertionError:
                 return outcome | {"why": f"no report from replica A in {patience:g} s"}
-            reported, report = self.replies[ADMIN_ID][seen]
+            reported, report = self.replies[admin.id][seen]
             if not report.startswith("Added"):
                 return outcome | {"why": f"the upload was not added: {report[:120]}"}
             outcome["report_s"] = reported - posted
@@ -983,7 +1020,6 @@ async def _users_side() -> None:
                 missing.append("B's vector index did not grow")
             return outcome | {
                 "probes": len(probes),
-                "vectors_seen": baseline is not None,
                 "why": f"{' and '.join(missing)} in {patience:g} s" if missing else "",
             }
 
@@ -1097,17 +1133,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         postgres=args.postgres,
         redis=args.redis,
     )
+    signal.signal(signal.SIGTERM, _interrupt)  # cleans up as Ctrl-C does
     try:
         result = asyncio.run(run_scale(options))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: replicas stopped, database and Redis keys removed", file=sys.stderr)
+        return 130
     print(json.dumps(asdict(result)) if args.json else report(result))
     phases = [phase for r in result.rounds for phase in (r.alone, r.load)]
     clean = all(f.dropped == 0 and f.duplicates == 0 for f in phases)
     add = result.add
     found = add is None or (add.answered == add.tries and add.in_vectors in (None, add.tries))
     return 0 if clean and found else 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def report(result: ScaleResult) -> str:
