@@ -7,13 +7,18 @@
   the same headline and body weights, normalised by the passage's length.
 
 Both take the question's words (already lower-cased, stop words gone) and match passages
-holding any of them. From ``PRUNE_FROM`` passages on, a word held by more than
-``COMMON_SHARE`` of them ("new", "said" in news) is left out of the match: scoring every
-passage that holds one is what makes a keyword query slow (FTS5's BM25 costs about 7 µs a
-passage; a common word brings tens of thousands), while its weight in the score is small.
-FTS5 then ranks by the remaining words; PostgreSQL still ranks by all of them. How many
-passages hold a word is counted up to that share and remembered for ``COUNT_SECONDS``.
-When every word is that common, all of them are matched.
+holding any of them, best first. Up to ``PRUNE_FROM`` passages each query scores every
+passage holding any word. From there on that is what makes it slow (FTS5's BM25 costs about
+7 µs a passage, PostgreSQL's ``ts_rank`` more, and one common word such as "new" brings tens
+of thousands), so a query first scores only the passages holding at least two of the words,
+which the FTS5 and GIN indexes find without reading the others, with the same scores the
+plain query gives (on SQLite the expression is built so that BM25 counts every word once).
+A passage holding a single word can still belong in the top: SQLite also searches the words
+whose highest possible BM25 contribution, idf * (k1 + 1), beats the lowest score of the top;
+PostgreSQL adds the passages holding any rare word when fewer than ``limit`` hold two. A rare
+word is held by at most ``COMMON_SHARE`` of the passages (counted up to that share and
+remembered for ``COUNT_SECONDS``). What is lost are passages holding a single common word,
+the lowest scores of all.
 
 Neither stems Russian or Azerbaijani, so those words are stemmed before the backend sees
 them, in passages and questions alike (``index.languages.keyword_text`` and
@@ -22,6 +27,7 @@ them, in passages and questions alike (``index.languages.keyword_text`` and
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,9 +40,11 @@ from index.models import SearchFilters
 
 __all__ = ["Fts5Keywords", "KeywordIndex", "TsvectorKeywords", "WordCounts", "keyword_index"]
 
-PRUNE_FROM = 20_000  # passages; below this every keyword query is exact, and fast anyway
-COMMON_SHARE = 0.05  # a word in more passages than this share is left out of the match
+PRUNE_FROM = 20_000  # passages; below this every keyword query is the plain one, fast anyway
+COMMON_SHARE = 0.05  # a word held by more passages than this share is common
 COUNT_SECONDS = 600.0  # how long a word's passage count is reused
+MAX_PRUNED_WORDS = 8  # the two-word expression grows with the square of the words
+K1 = 1.2  # FTS5's BM25 k1: one word adds at most idf * (k1 + 1) to a passage's score
 
 
 class KeywordIndex(Protocol):
@@ -55,9 +63,9 @@ class KeywordIndex(Protocol):
         weights: tuple[float, float],
         total: int = 0,
     ) -> list[tuple[int, float]]:
-        """(passage id, score: higher is better) of the best passages holding any word
-        (any word but the common ones, when ``total``, the passages in the index, is at
-        least ``PRUNE_FROM``)."""
+        """(passage id, score: higher is better) of the best passages holding any word;
+        ``total``, the passages in the index, at least ``PRUNE_FROM``: the two-word search
+        of the module docstring."""
 
     def words_found(self, db: Connection, words: Sequence[str], passage_id: int) -> int:
         """How many of the words (stemmed as the index stems them) the passage holds."""
@@ -77,29 +85,32 @@ class WordCounts:
 
     def __init__(self, seconds: float = COUNT_SECONDS) -> None:
         self.seconds = seconds
-        self._known: dict[str, tuple[int, float]] = {}  # word -> (count, when counted)
+        # (word, cap in thousands) -> (count, when counted)
+        self._known: dict[tuple[str, int], tuple[int, float]] = {}
         self._lock = threading.Lock()
 
-    def rare(self, words: Sequence[str], total: int, count: Callable[[str, int], int]) -> list[str]:
-        """The words held by at most ``COMMON_SHARE`` of ``total`` passages (all of them
-        below ``PRUNE_FROM`` passages, or when every word is common)."""
-        if total < PRUNE_FROM or len(words) < 2:
-            return list(words)
-        cap = int(COMMON_SHARE * total)
+    def held(self, words: Sequence[str], cap: int, count: Callable[[str], int]) -> dict[str, int]:
+        """Per word, the passages holding it, or more than ``cap`` (``count(word)`` counts
+        up to ``cap + 1``)."""
         now = time.monotonic()
-        rare = []
+        result = {}
         for word in words:
             with self._lock:
-                known = self._known.get(word)
+                known = self._known.get((word, cap // 1000))
             if known is None or now - known[1] > self.seconds:
-                known = (count(word, cap), now)
+                known = (min(count(word), cap + 1), now)
                 with self._lock:
                     if len(self._known) > 100_000:  # a bound on memory: start over
                         self._known.clear()
-                    self._known[word] = known
-            if known[0] <= cap:
-                rare.append(word)
-        return rare or list(words)
+                    self._known[(word, cap // 1000)] = known
+            result[word] = known[0]
+        return result
+
+    def rare(self, words: Sequence[str], total: int, count: Callable[[str, int], int]) -> list[str]:
+        """The words held by at most ``COMMON_SHARE`` of ``total`` passages."""
+        cap = int(COMMON_SHARE * total)
+        held = self.held(words, cap, lambda word: count(word, cap))
+        return [word for word in words if held[word] <= cap]
 
 
 class Fts5Keywords:
@@ -127,7 +138,6 @@ class Fts5Keywords:
         total: int = 0,
     ) -> list[tuple[int, float]]:
         where, args = filter_clause(filters, "sqlite")
-        words = self.counts.rare(words, total, lambda word, cap: self._count(db, word, cap))
         sql = (
             f"SELECT f.rowid, -bm25(passages_fts, {float(weights[0])}, {float(weights[1])}) "
             "AS score FROM passages_fts f"
@@ -136,15 +146,30 @@ class Fts5Keywords:
             sql += " JOIN passages p ON p.id = f.rowid JOIN articles a ON a.id = p.article_id"
         sql += " WHERE passages_fts MATCH ?" + (f" AND {where}" if where else "")
         sql += " ORDER BY score DESC LIMIT ?"
-        rows = db.exec_driver_sql(sql, (match_expression(_all_forms(words)), *args, limit)).all()
-        return [(int(r[0]), float(r[1])) for r in rows]
+
+        def best(expression: str) -> list[tuple[int, float]]:
+            rows = db.exec_driver_sql(sql, (expression, *args, limit)).all()
+            return [(int(r[0]), float(r[1])) for r in rows]
+
+        if total < PRUNE_FROM or not 2 <= len(words) <= MAX_PRUNED_WORDS:
+            return best(match_expression(_all_forms(words)))
+        found = dict(best(_two_or_more([_fts5_group(f) for f in keyword_forms(words)])))
+        # Passages holding one word: of the words that could still reach the top
+        floor = min(found.values()) if len(found) == limit else -math.inf
+        cap = int(COMMON_SHARE * total)
+        held = self.counts.held(words, cap, lambda word: self._count(db, word, cap))
+        single = [w for w in words if held[w] <= cap and _most(held[w], total) > floor]
+        if single:
+            for passage, score in best(match_expression(_all_forms(single))):
+                found[passage] = max(score, found.get(passage, score))  # a part of its score
+        return sorted(found.items(), key=lambda item: item[1], reverse=True)[:limit]
 
     def _count(self, db: Connection, word: str, cap: int) -> int:
         """Passages holding the word, counted up to ``cap + 1``."""
         row = db.exec_driver_sql(
             "SELECT count(*) FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? LIMIT ?)",
             (match_expression(_all_forms([word])), cap + 1),
-        ).first()
+        ).first()  # about 0.2 µs a passage
         return int(row[0]) if row else 0
 
     def words_found(self, db: Connection, words: Sequence[str], passage_id: int) -> int:
@@ -196,23 +221,40 @@ class TsvectorKeywords:
         total: int = 0,
     ) -> list[tuple[int, float]]:
         where, args = filter_clause(filters, "postgresql")
-        rare = _all_forms(self.counts.rare(words, total, lambda w, cap: self._count(db, w, cap)))
-        words = _all_forms(words)
-        # Matched by the rare words (the GIN index finds them), ranked by all the words.
-        # ts_rank's weights are {D, C, B, A}; only A (headline) and B (body) are used
-        sql = (
-            "SELECT w.passage_id, ts_rank(%s::float4[], w.document, q.q, %s) AS score "
-            f"FROM (SELECT {_any_word(words)} AS q, {_any_word(rare)} AS m) q, passage_words w"
-        )
-        if where:
-            sql += " JOIN passages p ON p.id = w.passage_id JOIN articles a ON a.id = p.article_id"
-        sql += " WHERE w.document @@ q.m" + (f" AND {where}" if where else "")
-        sql += " ORDER BY score DESC LIMIT %s"
+        forms = _all_forms(words)
+        # Ranked by all the words whichever passages a query matches; ts_rank's weights are
+        # {D, C, B, A}, and only A (headline) and B (body) are used
         top = max(weights) or 1.0  # ts_rank takes weights in 0..1; only their ratio counts
         ranking = [0.0, 0.0, weights[1] / top, weights[0] / top]
-        arguments = (ranking, self.NORMALISATION, *words, *rare, *args, limit)
-        rows = db.exec_driver_sql(sql, arguments).all()
-        return [(int(r[0]), float(r[1])) for r in rows]
+
+        def best(match: str, match_args: Sequence[str]) -> list[tuple[int, float]]:
+            sql = (
+                "SELECT w.passage_id, ts_rank(%s::float4[], w.document, q.q, %s) AS score "
+                f"FROM (SELECT {_any_word(forms)} AS q, {match} AS m) q, passage_words w"
+            )
+            if where:
+                sql += (
+                    " JOIN passages p ON p.id = w.passage_id JOIN articles a ON a.id = p.article_id"
+                )
+            sql += " WHERE w.document @@ q.m" + (f" AND {where}" if where else "")
+            sql += " ORDER BY score DESC LIMIT %s"
+            arguments = (ranking, self.NORMALISATION, *forms, *match_args, *args, limit)
+            return [(int(r[0]), float(r[1])) for r in db.exec_driver_sql(sql, arguments).all()]
+
+        if total < PRUNE_FROM or not 2 <= len(words) <= MAX_PRUNED_WORDS:
+            return best(_any_word(forms), forms)
+        groups = keyword_forms(words)
+        parts = [
+            f"(({_any_word(group)}) && ({' || '.join(_any_word(g) for g in groups[i + 1 :])}))"
+            for i, group in enumerate(groups[:-1])
+        ]
+        two = [form for i, group in enumerate(groups[:-1]) for g in groups[i:] for form in g]
+        found = dict(best(" || ".join(parts), two))
+        if len(found) < limit:  # and the passages holding one rare word
+            rare = _all_forms(self.counts.rare(words, total, lambda w, c: self._count(db, w, c)))
+            if rare:
+                found |= dict(best(_any_word(rare), rare))
+        return sorted(found.items(), key=lambda item: item[1], reverse=True)[:limit]
 
     def _count(self, db: Connection, word: str, cap: int) -> int:
         """Passages holding the word, counted up to ``cap + 1``."""
@@ -255,6 +297,30 @@ def stemmed(rows: Sequence[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
 def _all_forms(words: Sequence[str]) -> list[str]:
     """Every form of every word to look for (`keyword_forms`), each once."""
     return list(dict.fromkeys(form for forms in keyword_forms(words) for form in forms))
+
+
+def _two_or_more(groups: Sequence[str]) -> str:
+    """An FTS5 expression for passages holding at least two of the groups (a word's forms).
+    A passage matches exactly one of its branches, the one of the first group it holds, and
+    that branch names every group it holds once, so BM25 (which scores the words of the
+    branches that match) counts each word once: the plain query's score."""
+    branches = []
+    for i, group in enumerate(groups[:-1]):
+        branch = f"({group} AND ({' OR '.join(groups[i + 1 :])}))"
+        if i:
+            branch = f"({branch} NOT ({' OR '.join(groups[:i])}))"
+        branches.append(branch)
+    return " OR ".join(branches)
+
+
+def _fts5_group(forms: Sequence[str]) -> str:
+    return match_word(forms[0]) if len(forms) == 1 else f"({match_expression(forms)})"
+
+
+def _most(passages: int, total: int) -> float:
+    """The most one word held by ``passages`` of ``total`` adds to a BM25 score."""
+    idf = math.log((total - passages + 0.5) / (passages + 0.5))
+    return (K1 + 1) * max(idf, 1e-6)
 
 
 def _any_word(words: Sequence[str]) -> str:

@@ -104,20 +104,28 @@ def _report(number: int, text: str) -> Article:
     )
 
 
-def test_words_common_to_many_passages_are_left_out_of_the_keyword_match(
+def test_a_large_index_scores_passages_holding_two_words_and_rare_single_words(
     index: IndexCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reports = [_report(n, f"The council met on day {n} to discuss roads.") for n in range(8)]
     reports.append(_report(8, "A volcano erupted and the council discussed the ash."))
     reports.append(_report(9, "Farmers sold potatoes at the market."))
     index.add_articles(reports)
-    weights = (0.25, 1.0)
-    exact = index.store.keyword_search(["council", "volcano"], 20, None, weights, total=10)
-    assert len(exact) == 9  # below PRUNE_FROM passages every word counts
 
+    def search(words: list[str], total: int) -> list[tuple[int, float]]:
+        return index.store.keyword_search(words, 20, None, (0.25, 1.0), total=total)
+
+    plain = search(["council", "volcano"], total=10)
+    assert len(plain) == 9  # below PRUNE_FROM passages: every passage holding any word
+    plain_roads = dict(search(["council", "roads"], total=10))
     monkeypatch.setattr(keywords, "PRUNE_FROM", 0)
-    monkeypatch.setattr(keywords, "COMMON_SHARE", 0.5)  # "council" is in 9 passages of 10
-    pruned = index.store.keyword_search(["council", "volcano"], 20, None, weights, total=10)
-    assert [passage for passage, _ in pruned] == [exact[0][0]]  # only the volcano report
-    common = index.store.keyword_search(["council", "roads"], 20, None, weights, total=10)
-    assert len(common) == 9  # every word is common: all of them are matched
+    monkeypatch.setattr(keywords, "COMMON_SHARE", 0.5)  # "council", "roads" are common here
+    # Passages holding two words score as in the plain query; one common word is not enough
+    [(volcano, score)] = search(["council", "volcano"], total=10)
+    assert (volcano, pytest.approx(score)) == plain[0]
+    both = dict(search(["council", "roads"], total=10))
+    assert both == pytest.approx({p: plain_roads[p] for p in both})
+    assert len(both) == 8 and volcano not in both
+    # No passage holds two: the passages holding a rare word
+    [(potatoes, _)] = search(["council", "potatoes"], total=10)
+    assert "potatoes" in index.store.passages([potatoes])[potatoes].text
