@@ -154,11 +154,12 @@ class Database:
 
         with self.write() as connection:
             if self.schema is not None:
-                connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                # Two processes starting at once: one migrates, the other waits for it
+                # Two processes starting at once: one migrates, the other waits for it (the lock
+                # first: two concurrent CREATE SCHEMA IF NOT EXISTS can both try to create it)
                 connection.execute(
                     text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": self.schema}
                 )
+                connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             config = _config(connection, self.schema)
             script = ScriptDirectory.from_config(config)
             context = MigrationContext.configure(

@@ -215,11 +215,12 @@ class Database:
         if self.dialect == "sqlite":  # DDL too inside one transaction; other processes wait
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         if self.schema is not None:
-            connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            # Two processes starting at once: one migrates, the other waits for it
+            # Two processes starting at once: one migrates, the other waits for it (the lock
+            # first: two concurrent CREATE SCHEMA IF NOT EXISTS can both try to create it)
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": self.schema}
             )
+            connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
         config = _alembic_config()
         config.attributes["connection"] = connection
         config.attributes["version_table_schema"] = self.schema
