@@ -299,8 +299,11 @@ class Store:
         self, db: Connection, stored: Sequence[StoredArticle], *, keep_ingested_at: bool
     ) -> tuple[list[int], list[int]]:
         """Articles written whole in a few statements (each one batched over all of them):
-        (removed passage ids, new passage ids)."""
-        removed = self._delete(db, [a.row["id"] for a in stored], keep_article=True)
+        (removed passage ids, new passage ids). The article rows are written first: on
+        PostgreSQL that waits for another process writing the same article until it commits
+        (in id order, so two writers never wait for each other), and the passages deleted
+        next are then the ones it wrote, never left beside these."""
+        stored = sorted(stored, key=lambda a: str(a.row["id"]))
         excluded = {"id", "ingested_at"} if keep_ingested_at else {"id"}
         for columns in {tuple(a.row) for a in stored}:  # one upsert per set of columns
             statement = (postgresql if self.dialect == "postgresql" else sqlite).insert(articles)
@@ -311,6 +314,7 @@ class Store:
                 ),
                 [a.row for a in stored if tuple(a.row) == columns],
             )
+        removed = self._delete(db, [a.row["id"] for a in stored], keep_article=True)
         rows = [{**p, "article_id": a.row["id"]} for a in stored for p in a.passages]
         if not rows:
             return removed, []
