@@ -12,8 +12,8 @@ database (``--side new-pg=.,DIR3,postgresql://…``). Two figures, the sides tak
 2. Questions: each side opens its index in a worker process, as the CLI would; every
    question (BBC headlines, as ``bench`` asks them) goes to each side in turn, the order
    rotated every question. Wall and CPU milliseconds per question, embedding included, as
-   each worker measures its own ``IndexCore.search``, and the median of the paired
-   differences with the first side.
+   each worker measures its own ``IndexCore.search``, and for every two sides the median
+   of the paired differences (same question, same moment).
 """
 
 from __future__ import annotations
@@ -112,6 +112,8 @@ def compare(sides: list[Side], questions: list[str], starts: int) -> dict[str, o
                 seconds[side.name].append(side.stats_seconds())
         for name, runs in seconds.items():
             figures[f"stats_seconds_{name}"] = round(statistics.median(runs), 2)
+    if not questions:
+        return figures | {"load_average_after": round(os.getloadavg()[0], 1)}
     times: dict[str, list[tuple[float, float]]] = {side.name: [] for side in sides}
     try:
         for side in sides:
@@ -126,10 +128,14 @@ def compare(sides: list[Side], questions: list[str], starts: int) -> dict[str, o
         figures[f"query_{name}"] = _percentiles([wall for wall, _ in values]) | {
             "cpu_p50": round(statistics.median(cpu for _, cpu in values), 2)
         }
-    first = sides[0].name
-    for side in sides[1:]:  # paired: the same question, the same moment
-        paired = [b[0] - a[0] for a, b in zip(times[first], times[side.name], strict=True)]
-        figures[f"{side.name}_minus_{first}_p50_ms"] = round(statistics.median(paired), 2)
+    for i, earlier in enumerate(sides):  # paired: the same question, the same moment
+        for side in sides[i + 1 :]:
+            paired = [
+                b[0] - a[0] for a, b in zip(times[earlier.name], times[side.name], strict=True)
+            ]
+            figures[f"{side.name}_minus_{earlier.name}_p50_ms"] = round(
+                statistics.median(paired), 2
+            )
     figures["load_average_after"] = round(os.getloadavg()[0], 1)
     return figures
 
@@ -165,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reference of the paired differences",
     )
     parser.add_argument("--corpus", default="../shared/corpus/bbc-news-2005")
-    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--queries", type=int, default=100, help="questions (0: none)")
     parser.add_argument("--starts", type=int, default=5, help="stats runs per side (0: none)")
     args = parser.parse_args(argv)
     questions = _questions(load_corpus(args.corpus), args.queries)
