@@ -167,8 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         required=True,
         metavar="NAME=CHECKOUT,DATA_DIR[,DATABASE_URL]",
-        help='a checkout (".": this one) with its data; two or more, the first is the '
-        "reference of the paired differences",
+        help='a checkout (".": this one) with its data; two or more',
     )
     parser.add_argument("--corpus", default="../shared/corpus/bbc-news-2005")
     parser.add_argument("--queries", type=int, default=100, help="questions (0: none)")
