@@ -546,6 +546,7 @@ class IndexCore:
             plan.keyword,
             recipe,
             recent_from=datetime.now(UTC).date() if prefer_recent else None,
+            question=plan.question,
         )
         if not ranked:
             return SearchResult(hits=[], refused=True)

@@ -89,6 +89,7 @@ _TIME_WORDS_TEXT = """
     century centuries decade decades ago yesterday today tomorrow morning evening night
     week weeks weekend month months year years earlier later since until"""
 _YEAR = re.compile(r"^(1[0-9]{3}|20[0-9]{2})s?$")
+_CAPITALISED = re.compile(r"\b[A-ZÀ-ÖØ-ÞƏĞİŞÇÖÜА-ЯЁ]\w*")  # Latin, Azerbaijani, Cyrillic
 _CAUSE = re.compile(
     r"\b(because|due to|owing to|thanks to|as a result|result(s|ed)? (in|from)|caus(e|es|ed|ing)|"
     r"lead(s)? to|led to|so that|in order to|reason|slow(s|ed|ing)?|hinder(s|ed)?|"
@@ -122,9 +123,16 @@ def asks(question: str) -> Asks:
 def cue(sentence: str, kind: Asks, question_words: frozenset[str]) -> float:
     """How much the sentence holds what a question of ``kind`` asks for (0..1), counting
     only what the question itself does not already say."""
+    if kind is Asks.THING:
+        return 0.0
     if kind is Asks.CAUSE:  # a causal word the question does not use itself ("slow")
         return _any(
             m.group().split()[0].lower() not in question_words for m in _CAUSE.finditer(sentence)
+        )
+    if kind is Asks.NAME:  # looks only at capitalised words: ranking asks this of many passages
+        return _any(
+            _is_name(m.group(), m.start()) and m.group().lower() not in question_words
+            for m in _CAPITALISED.finditer(sentence)
         )
     words = [(m.group(), m.start()) for m in _WORD.finditer(sentence)]
     new = [(w, at) for w, at in words if w.lower() not in question_words]
@@ -134,14 +142,11 @@ def cue(sentence: str, kind: Asks, question_words: frozenset[str]) -> float:
         return _any(bool(_YEAR.match(w)) or w.lower() in _MONTHS for w, _ in new) or 0.5 * _any(
             w.lower() in _TIME_WORDS or w[0].isdigit() for w, _ in new
         )
+    # PLACE: a name after "in", "at", "from"..., or at least a name
     names = [(w, at) for w, at in new if _is_name(w, at)]
-    if kind is Asks.PLACE:
-        lowered = [w.lower() for w, _ in words]
-        before = {at: lowered[i - 1] for i, (_, at) in enumerate(words) if i}
-        return _any(before.get(at) in _PLACE_BEFORE for _, at in names) or 0.5 * _any(names)
-    if kind is Asks.NAME:
-        return _any(names)
-    return 0.0
+    lowered = [w.lower() for w, _ in words]
+    before = {at: lowered[i - 1] for i, (_, at) in enumerate(words) if i}
+    return _any(before.get(at) in _PLACE_BEFORE for _, at in names) or 0.5 * _any(names)
 
 
 def _is_name(word: str, at: int) -> bool:

@@ -13,7 +13,7 @@ from datetime import date
 import numpy as np
 
 from index.models import Hit
-from index.quotes import quote_span
+from index.quotes import Asks, asks, cue, quote_span
 from index.store import PassageRow
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -82,6 +82,14 @@ class Recipe:
     recency_half_life_days: float = 30.0
     recency_weight: float = 0.15
     coverage: float = 0.5  # relevance = best sentence cosine + coverage * share of words found
+    # A passage holding what the question asks for (a name it does not give for "who", a
+    # number for "how many": index/quotes.py's cue) gains this much, among the best
+    # ``cue_depth`` candidates. On the news-quiz set (350 questions) 0.2 took the hybrid
+    # from 0.357 / 0.614 / 0.470 to 0.380 / 0.623 / 0.484 (R@1 / R@5 / MRR@10); 0.1 and 0.3
+    # did less or the same. SQuAD's questions mostly restate their paragraph, README
+    # "Retrieval quality".
+    cue: float = 0.2
+    cue_depth: int = 30
 
 
 DEFAULT_RECIPE = Recipe()
@@ -118,9 +126,11 @@ def rank(
     keyword: dict[int, float],
     recipe: Recipe = DEFAULT_RECIPE,
     recent_from: date | None = None,
+    question: str = "",
 ) -> list[Candidate]:
     """Candidates by fused score, best first, at most ``per_article`` per article.
-    ``recent_from`` set: newer articles get a boost that halves every half-life before it."""
+    ``recent_from`` set: newer articles get a boost that halves every half-life before it.
+    ``question`` given: the best candidates holding what it asks for gain ``recipe.cue``."""
     best_keyword = max(keyword.values(), default=0.0)
     candidates = []
     for passage_id, row in rows.items():
@@ -139,6 +149,17 @@ def rank(
             candidate.score += recipe.recency_weight * 0.5 ** (age / recipe.recency_half_life_days)
         candidates.append(candidate)
     candidates.sort(key=lambda c: c.score, reverse=True)
+    kind = asks(question)
+    if recipe.cue and kind is not Asks.THING:
+        head = candidates[: recipe.cue_depth]  # the cue costs ~30 µs a sentence
+        words = frozenset(_WORD.findall(question.lower()))
+        for candidate in head:
+            text, spans = candidate.row.text, candidate.row.sentences
+            candidate.score += recipe.cue * max(
+                (cue(text[a:b], kind, words) for a, b in spans), default=0.0
+            )
+        head.sort(key=lambda c: c.score, reverse=True)
+        candidates[: len(head)] = head
     return diversify(candidates, recipe.per_article)
 
 

@@ -11,7 +11,8 @@ import pytest
 from index import IndexCore, quotes
 from index.evaluate import add_typos
 from index.quotes import Asks, asks, quote_span
-from index.search import STOP_WORDS
+from index.search import STOP_WORDS, rank
+from index.store import PassageRow
 from tests.factories import SAMPLE, article
 
 # -- typo correction ----------------------------------------------------------------------
@@ -95,6 +96,24 @@ def test_the_bold_quote_is_the_sentence_that_answers(
     assert _quote(sentences, question, similarity) == answering
     monkeypatch.setattr(quotes, "CUE_WEIGHT", 0.0)  # similarity and words alone pick wrong
     assert _quote(sentences, question, similarity) == restating
+
+
+@pytest.mark.parametrize(("question", "restating", "answering"), QUOTE_CASES)
+def test_the_passage_holding_what_the_question_asks_for_ranks_first(
+    question: str, restating: str, answering: str
+) -> None:
+    """Two passages as similar to the question and as good a keyword match: the one holding
+    a name (who), date (when), number (how many) or cause (why) it does not give ranks
+    first, though it comes second without the question."""
+    vector = np.ones((1, 4), dtype=np.float32) / 2
+    rows = {
+        i: PassageRow(i, f"a{i}", "News", None, None, None, None, text, [(0, len(text))], vector)
+        for i, text in enumerate([restating, answering], start=1)
+    }
+    query = vector[0]
+
+    assert [c.row.id for c in rank(query, rows, {1: 1.0, 2: 1.0}, question=question)] == [2, 1]
+    assert [c.row.id for c in rank(query, rows, {1: 1.0, 2: 1.0})] == [1, 2]
 
 
 def test_questions_are_told_apart_by_what_they_ask_for() -> None:
