@@ -4,7 +4,10 @@ aiogram's `SimpleRequestHandler` parses the body inside the request (malformed J
 and a traceback) or inside a background task (valid JSON of the wrong shape: 200, then
 "Task exception was never retrieved"). `UpdateRequestHandler` checks the body before
 answering: anything that is not an Update gets 400 and one warning line; an Update is
-answered 200 at once and handled in the background, where a failure is logged.
+answered 200 once it has been handled (a failure is logged), so that Telegram sends it
+again, to another replica behind the load balancer, when this process dies while handling
+it. An update still running after ``ACK_WITHIN`` seconds (a long /add) is answered then and
+finishes in the background, before Telegram's own timeout would make it send it twice.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 NOT_AN_UPDATE = "Bad Request: the body is not a Telegram Update"
+ACK_WITHIN = 25.0  # seconds: longest wait for an update's handling before answering 200
 
 
 class UpdateRequestHandler(SimpleRequestHandler):
@@ -52,6 +56,8 @@ class UpdateRequestHandler(SimpleRequestHandler):
         task = asyncio.create_task(self._feed(bot, update), name=f"update-{update.update_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # Not cancelled if the request is (the client went away): the update still finishes
+        await asyncio.wait({task}, timeout=ACK_WITHIN)
         return web.json_response({})
 
     __call__ = handle
