@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Select, case, func, select, update
+from sqlalchemy import ColumnElement, Select, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.base import Repository, chunks, insert
@@ -43,6 +43,11 @@ def _row(r: Any) -> OutboxRow:
 
 def _by_id(row: OutboxRow) -> int:
     return row.id
+
+
+def _claimable(now: float) -> ColumnElement[bool]:
+    """Pending and due."""
+    return (outbox.c.state == "pending") & (outbox.c.not_before <= now)
 
 
 async def enqueue(
@@ -115,9 +120,7 @@ class OutboxRepository(Repository):
         """The ids of the oldest due row of each chat that nobody is sending to and whose
         gap has passed, oldest first (a chat with a long queue does not hold up others)."""
         first_of_chat = (
-            select(func.min(outbox.c.id))
-            .where(outbox.c.state == "pending", outbox.c.not_before <= now)
-            .group_by(outbox.c.chat_id)
+            select(func.min(outbox.c.id)).where(_claimable(now)).group_by(outbox.c.chat_id)
         )
         busy = (
             select(_held.c.id)
@@ -126,7 +129,9 @@ class OutboxRepository(Repository):
         )
         return (
             select(outbox.c.id)
-            .where(outbox.c.id.in_(first_of_chat), ~busy)
+            # The row's own state again: PostgreSQL re-checks a row's own conditions (not
+            # the subquery's) when another worker claimed it after this statement began
+            .where(_claimable(now), outbox.c.id.in_(first_of_chat), ~busy)
             .order_by(outbox.c.id)
             .limit(limit)
         )
@@ -146,7 +151,7 @@ class OutboxRepository(Repository):
             which = which.with_for_update(skip_locked=True)
         statement = (
             update(outbox)
-            .where(outbox.c.id.in_(which.scalar_subquery()))
+            .where(outbox.c.id.in_(which.scalar_subquery()), _claimable(now))
             .values(
                 state="sending",
                 attempts=outbox.c.attempts + 1,

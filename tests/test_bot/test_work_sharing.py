@@ -74,6 +74,30 @@ async def queue_broadcast(store: BotStore, api: FakeBotAPI, articles: int) -> li
 # -- the outbox ---------------------------------------------------------------------------
 
 
+async def test_many_claimers_racing_take_each_row_once(postgres_url: str, tmp_path: Path) -> None:
+    """Four workers' pools, two claimers each, small batches, marking as they go: no row
+    is ever claimed twice (a row another worker claimed after a statement began is
+    skipped, not taken again)."""
+    url = database_url(tmp_path, postgres_url)
+    stores = [BotStore.from_url(url) for _ in range(4)]
+    await stores[0].outbox.enqueue([Delivery(chat, 0, "a", None, {}) for chat in range(200)])
+    claims: collections.Counter[int] = collections.Counter()
+
+    async def claim_until_done(store: BotStore, name: str) -> None:
+        while rows := await store.outbox.claim(4, owner=name, lease=60):
+            claims.update(r.id for r in rows)
+            await store.outbox.mark_sent_many([(r.id, 1) for r in rows])
+
+    while (await stores[0].outbox.counts()).get("pending"):
+        await asyncio.gather(
+            *(claim_until_done(s, f"w{n}") for n, s in enumerate(stores) for _ in range(2))
+        )
+    assert len(claims) == 200
+    assert [row for row, count in claims.items() if count > 1] == []
+    for store in stores:
+        await store.close()
+
+
 async def test_two_senders_share_one_outbox_and_send_each_alert_once(
     two_stores: tuple[BotStore, BotStore], api: FakeBotAPI
 ) -> None:
