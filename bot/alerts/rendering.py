@@ -63,6 +63,8 @@ def render(
         return _alert(payload)
     if kind == "digest":
         return _digest(payload), None
+    if "values" in payload:  # a catalogue text, in the chat's language
+        return Text(_(payload["text"]).format(**payload["values"])).as_kwargs(), None
     return Text(payload["text"]).as_kwargs(), None
 
 

@@ -157,9 +157,11 @@ class AlertsService:
         """Poll every feed that is due (tests and admins)."""
         return await self.poller.poll_due()
 
-    async def notify_admins(self, text: str) -> None:
+    async def notify_admins(self, text: str, values: dict[str, str | int] | None = None) -> None:
+        """Queue a notice to every admin: ``text`` is a catalogue text (``N_``) whose
+        ``{placeholders}`` ``values`` fill, translated into each admin's language when sent."""
         for admin_id in sorted(self.admin_ids):
-            await self.store.outbox.enqueue_notice(admin_id, text)
+            await self.store.outbox.enqueue_notice(admin_id, text, values)
         self._wake_sender()
 
     # -- chats and subscriptions ----------------------------------------------------------

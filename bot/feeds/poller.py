@@ -30,6 +30,7 @@ from bot.feeds.dedupe import content_hash, minhash, most_similar
 from bot.feeds.errors import FeedError
 from bot.feeds.fetch import Fetcher
 from bot.feeds.parse import FeedEntry, parse_feed, published_date
+from bot.i18n import N_
 from bot.metrics import FEED_POLLS
 from bot.storage import BotStore, Delivery, FeedRow, Story
 from bot.storage.base import new_owner
@@ -41,6 +42,11 @@ __all__ = ["FeedPoller", "PollReport"]
 log = logging.getLogger(__name__)
 DUPLICATE_WINDOW = 7 * 86400  # compare new stories with those of the last week
 PAGE_FETCHES = 4  # teaser pages fetched at once per feed
+# Sent to each admin in the language they chose (rendered when sent: bot.alerts.rendering)
+FEED_PAUSED = N_(
+    "⏸ Feed paused: {url}\nFailures in a row: {failures}\nLast error: {reason}\n"
+    "Fix it, then resume it with /feeds add {url}"
+)
 FEEDS_AT_ONCE = 4  # feeds one worker polls at the same time
 FEED_LEASE = 60.0  # seconds a claim on a feed lasts unless renewed
 CLAIM_WAIT = 0.5  # seconds between looks while another worker polls a feed
@@ -78,7 +84,7 @@ class FeedPoller:
         settings: AlertSettings,
         *,
         on_alerts: Callable[[], None] = lambda: None,
-        notify_admins: Callable[[str], Awaitable[None]] | None = None,
+        notify_admins: Callable[[str, dict[str, str | int]], Awaitable[None]] | None = None,
         owner: str | None = None,
         lease: float = FEED_LEASE,
     ) -> None:
@@ -251,8 +257,7 @@ class FeedPoller:
         log.warning("Feed %s failed (%s in a row): %s", feed.url, failures, reason)
         if paused and self.notify_admins is not None:
             await self.notify_admins(
-                f"⏸ Feed paused after {failures} failures in a row: {feed.url}\n"
-                f"Last error: {reason}\nFix it, then resume with /feeds add {feed.url}"
+                FEED_PAUSED, {"url": feed.url, "failures": failures, "reason": reason}
             )
         return report
 

@@ -91,14 +91,18 @@ class OutboxRepository(Repository):
         async with self.db.write() as conn:
             return await enqueue(self.db, conn, deliveries, self.now())
 
-    async def enqueue_notice(self, chat_id: int, text: str) -> None:
-        """A plain message (e.g. to admins) sent through the outbox like alerts."""
+    async def enqueue_notice(
+        self, chat_id: int, text: str, values: dict[str, str | int] | None = None
+    ) -> None:
+        """A plain message (e.g. to admins) sent through the outbox like alerts; with
+        ``values``, ``text`` is a catalogue text translated when it is sent."""
         now = self.now()
+        payload: dict[str, object] = {"text": text} | ({"values": values} if values else {})
         await self.db.write_one(
             outbox.insert().values(
                 chat_id=chat_id,
                 kind="notice",
-                payload=json.dumps({"text": text}),
+                payload=json.dumps(payload),
                 state="pending",
                 not_before=now,
                 created_at=now,

@@ -13,6 +13,7 @@ from tests.conversation import Conversation
 from tests.fake_telegram import FakeChat, FakeUser
 
 ADMIN = FakeUser(id=42, first_name="Ada")
+RUSSIAN_ADMIN = FakeUser(id=43, first_name="Ирина", language_code="ru")
 READER = FakeUser(id=7, first_name="Rui")
 VOLCANO = (
     "The volcano erupted on Monday morning, sending ash over the village. Residents were "
@@ -105,11 +106,16 @@ async def test_ttl_and_cache_control_raise_the_interval(tmp_path: Path) -> None:
 
 async def test_errors_back_off_then_pause_and_tell_admins(tmp_path: Path) -> None:
     """Failures back off exponentially; after FEED_MAX_FAILURES the feed is paused, admins
-    get a message saying why, and /feeds shows it."""
+    get a message saying why, each in the language they chose, and /feeds shows it."""
     async with alerts_stack(
-        tmp_path, admin_ids=(ADMIN.id,), feed_max_failures=3, feed_poll_interval=10
+        tmp_path,
+        admin_ids=(ADMIN.id, RUSSIAN_ADMIN.id),
+        feed_max_failures=3,
+        feed_poll_interval=10,
     ) as stack:
         admin = Conversation(stack.api, FakeChat.private(ADMIN), ADMIN)
+        russian = Conversation(stack.api, FakeChat.private(RUSSIAN_ADMIN), RUSSIAN_ADMIN)
+        await stack.alerts.store.chats.set_language(RUSSIAN_ADMIN.id, "ru")  # as /language does
         url = await feed_with(stack, "flaky.rss", [{"title": "a", "text": BANK}])
         feed, _, _ = await stack.alerts.add_feed(url)
         stack.feeds.fail("flaky.rss", 503, times=5)
@@ -125,6 +131,10 @@ async def test_errors_back_off_then_pause_and_tell_admins(tmp_path: Path) -> Non
         assert await stack.alerts.poll_now() == []  # paused feeds are not polled
         notice = await admin.wait_for(lambda m: "Feed paused" in m.text)
         assert "HTTP 503" in notice.text and url in notice.text
+        assert "Failures in a row: 3" in notice.text
+        notice = await russian.wait_for(lambda m: "Лента приостановлена" in m.text)
+        assert "HTTP 503" in notice.text and f"/feeds add {url}" in notice.text
+        assert "Ошибок подряд: 3" in notice.text
         [listing] = await admin.send("/feeds")
         assert "paused after 3 failures" in listing.text
 
