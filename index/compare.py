@@ -8,7 +8,8 @@ Each side is a checkout with its own data folder (an index of the same passages:
 a newer schema may not open in the older program) and, optionally, its own PostgreSQL
 database (``--side new-pg=.,DIR3,postgresql://…``). Two figures, the sides taking turns:
 
-1. Start-up: ``python -m index stats`` run ``--starts`` times by each side, wall seconds.
+1. Start-up: ``python -m index stats`` run ``--starts`` times by each side, wall and CPU
+   seconds (medians).
 2. Questions: each side opens its index in a worker process, as the CLI would; every
    question (BBC headlines, as ``bench`` asks them) goes to each side in turn, the order
    rotated every question. Wall and CPU milliseconds per question, embedding included, as
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -61,8 +63,9 @@ class Side:
             self.environment["DATABASE_URL"] = database_url
         self.worker: subprocess.Popen[str] | None = None
 
-    def stats_seconds(self) -> float:
-        started = time.perf_counter()
+    def stats_seconds(self) -> tuple[float, float]:
+        """Wall and CPU seconds of one ``python -m index stats``."""
+        started, used = time.perf_counter(), _children_cpu()
         subprocess.run(
             [sys.executable, "-m", "index", "stats"],
             cwd=self.root,
@@ -70,7 +73,7 @@ class Side:
             check=True,
             capture_output=True,
         )
-        return time.perf_counter() - started
+        return time.perf_counter() - started, _children_cpu() - used
 
     def start(self) -> None:
         self.worker = subprocess.Popen(
@@ -97,6 +100,11 @@ class Side:
             self.worker.wait(timeout=120)
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _line(stream: IO[str] | None) -> str:
     assert stream is not None
     return stream.readline().strip()
@@ -106,12 +114,13 @@ def compare(sides: list[Side], questions: list[str], starts: int) -> dict[str, o
     """Both figures for every side, the sides taking turns (the order rotated each time)."""
     figures: dict[str, object] = {"load_average": round(os.getloadavg()[0], 1)}
     if starts:
-        seconds: dict[str, list[float]] = {side.name: [] for side in sides}
+        seconds: dict[str, list[tuple[float, float]]] = {side.name: [] for side in sides}
         for turn in range(starts):
             for side in _rotated(sides, turn):
                 seconds[side.name].append(side.stats_seconds())
         for name, runs in seconds.items():
-            figures[f"stats_seconds_{name}"] = round(statistics.median(runs), 2)
+            figures[f"stats_seconds_{name}"] = round(statistics.median(w for w, _ in runs), 2)
+            figures[f"stats_cpu_seconds_{name}"] = round(statistics.median(c for _, c in runs), 2)
     if not questions:
         return figures | {"load_average_after": round(os.getloadavg()[0], 1)}
     times: dict[str, list[tuple[float, float]]] = {side.name: [] for side in sides}
