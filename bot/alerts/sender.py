@@ -54,6 +54,7 @@ _GONE = (
     "bot was kicked",
 )
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+STORE_RETRY_SECONDS = 3.0  # between tries to read the outbox while the database fails
 
 
 class Pace:
@@ -119,6 +120,7 @@ class OutboxSender:
         self.chat_interval = chat_interval
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self.store_retry = STORE_RETRY_SECONDS
         self.stats = SenderStats()
         self._pace = pace or Pace(rate)
         self._slots = asyncio.Semaphore(concurrency)
@@ -130,6 +132,7 @@ class OutboxSender:
         self._exhausted = False  # the last claim found fewer rows than it asked for
         self._to_mark: list[tuple[tuple[int, int], asyncio.Future[None]]] = []
         self._marking = False
+        self._send_failed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -164,35 +167,58 @@ class OutboxSender:
                 self._queue.clear()
 
     async def _loop(self, until_empty: bool) -> None:
+        """Claim and send until stopped. A database that fails (an outage, a restart) is
+        logged once per outage and retried every few seconds: it never stops delivery."""
+        failing = False
         while not self._stopping:
-            woken = self._wake.is_set()
-            self._wake.clear()
-            if len(self._queue) < self._concurrency and (
-                woken or not self._exhausted or not self._queue
-            ):
-                wanted = self._batch - len(self._queue)
-                rows = await self.outbox.claim(wanted, owner=self.owner, lease=self.lease)
-                self._exhausted = len(rows) < wanted
-                if rows:  # one query for the batch, not one per message
-                    self._languages.update(await self.chats.languages(r.chat_id for r in rows))
-                self._queue.extend(rows)
-            if self._queue:
-                await self._slots.acquire()
-                if self._stopping:
-                    self._slots.release()
-                    break
-                await self._pace.wait()
-                task = asyncio.create_task(self._deliver(self._queue.popleft()))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            try:
+                if await self._round(until_empty):
+                    return
+            except Exception as error:
+                if not failing:
+                    log.warning("Alert delivery paused, the outbox cannot be read: %s", error)
+                failing = True
+                await self._sleep(self.store_retry)
                 continue
-            next_due = await self.outbox.next_due_time()
-            if until_empty and not self._tasks and next_due is None:
-                return
-            wait = 1.0 if next_due is None else min(1.0, next_due - self.outbox.now())
-            if wait <= 0 and not self._tasks:  # due yet not claimable: a lapsed lease?
-                await self.outbox.release_expired()
-            await self._sleep(max(wait, 0.02))
+            if failing:
+                log.warning("Alert delivery resumed: the outbox can be read again")
+                failing = False
+
+    async def _round(self, until_empty: bool) -> bool:
+        """Claim what is due, start one send or wait; True when the loop should end."""
+        if self._send_failed:  # the database may be gone: queued rows return by their lease
+            self._send_failed = False
+            self._queue.clear()
+            await self.outbox.next_due_time()  # raises while the database is unreachable
+        woken = self._wake.is_set()
+        self._wake.clear()
+        if len(self._queue) < self._concurrency and (
+            woken or not self._exhausted or not self._queue
+        ):
+            wanted = self._batch - len(self._queue)
+            rows = await self.outbox.claim(wanted, owner=self.owner, lease=self.lease)
+            self._exhausted = len(rows) < wanted
+            if rows:  # one query for the batch, not one per message
+                self._languages.update(await self.chats.languages(r.chat_id for r in rows))
+            self._queue.extend(rows)
+        if self._queue:
+            await self._slots.acquire()
+            if self._stopping:
+                self._slots.release()
+                return True
+            await self._pace.wait()
+            task = asyncio.create_task(self._deliver(self._queue.popleft()))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return False
+        next_due = await self.outbox.next_due_time()
+        if until_empty and not self._tasks and next_due is None:
+            return True
+        wait = 1.0 if next_due is None else min(1.0, next_due - self.outbox.now())
+        if wait <= 0 and not self._tasks:  # due yet not claimable: a lapsed lease?
+            await self.outbox.release_expired()
+        await self._sleep(max(wait, 0.02))
+        return False
 
     async def _keep_leases(self) -> None:
         """Renew the claims of rows this sender holds while it runs."""
@@ -213,9 +239,12 @@ class OutboxSender:
             await self._send(row)
         except Exception:  # a bug must not stop the queue; the row stays for a retry
             log.exception("Unexpected error sending outbox row %s", row.id)
-            await self.outbox.retry_later(
-                row.id, self.outbox.now() + 60, "internal error", counts=True
-            )
+            self._send_failed = True  # stop sending what is queued until the loop has looked
+            # the database may be what failed: then the row's lease brings it back
+            with contextlib.suppress(Exception):
+                await self.outbox.retry_later(
+                    row.id, self.outbox.now() + 60, "internal error", counts=True
+                )
         finally:
             self._slots.release()
             self.wake()
