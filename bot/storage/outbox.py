@@ -150,12 +150,17 @@ class OutboxRepository(Repository):
         seconds from now, in one statement; each row goes to one worker only
         (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite)."""
         now = self.now()
-        which = self._due(now, limit)
+        which: Any = self._due(now, limit).scalar_subquery()
         if self.db.dialect == "postgresql":
-            which = which.with_for_update(skip_locked=True)
+            # Picked once, in a materialised CTE: as a plain subquery PostgreSQL may run it
+            # again for each row (a nested-loop semi join), each run skipping the rows this
+            # statement has just claimed, so one claim of 16 took every pending row
+            locked = self._due(now, limit).with_for_update(skip_locked=True)
+            picked = locked.cte("picked").prefix_with("MATERIALIZED")
+            which = select(picked.c.id)
         statement = (
             update(outbox)
-            .where(outbox.c.id.in_(which.scalar_subquery()), _claimable(now))
+            .where(outbox.c.id.in_(which), _claimable(now))
             .values(
                 state="sending",
                 attempts=outbox.c.attempts + 1,
