@@ -8,12 +8,12 @@ import socket
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Select, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.storage.database import Database
 
-__all__ = ["Repository", "chunks", "insert", "new_owner"]
+__all__ = ["Repository", "chunks", "insert", "new_owner", "picked_once"]
 
 Insert = postgresql.Insert | sqlite.Insert
 
@@ -33,6 +33,18 @@ def insert(db: Database, table: Table) -> Insert:
     if db.dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def picked_once(db: Database, which: Select[Any]) -> Any:
+    """The ids ``which`` selects, for a claim's ``UPDATE … WHERE id IN (…)``. On PostgreSQL
+    they are locked ``FOR UPDATE SKIP LOCKED`` and picked once, in a MATERIALIZED CTE: as a
+    plain subquery the planner may rescan it for each row (a nested-loop semi join), each
+    rescan skipping the rows the statement has just claimed, so a claim of 16 outbox rows
+    took every pending one. SQLite's write lock makes the plain subquery safe."""
+    if db.dialect != "postgresql":
+        return which.scalar_subquery()
+    picked = which.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+    return select(picked.c.id)
 
 
 def chunks(items: Iterable[Any], size: int = 500) -> Iterator[Sequence[Any]]:

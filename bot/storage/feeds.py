@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, case, delete, func, select, update
 
-from bot.storage.base import Repository, chunks, insert
+from bot.storage.base import Repository, chunks, insert, picked_once
 from bot.storage.rows import FeedRow
 from bot.storage.schema import feed_entries, feeds
 
@@ -95,11 +95,9 @@ class FeedRepository(Repository):
     async def _claim(
         self, which: Select[Any], owner: str, lease: float, now: float
     ) -> FeedRow | None:
-        if self.db.dialect == "postgresql":
-            which = which.with_for_update(skip_locked=True)
         rows = await self.db.write_rows(
             update(feeds)
-            .where(feeds.c.id.in_(which.scalar_subquery()))
+            .where(feeds.c.id.in_(picked_once(self.db, which)))
             .values(claimed_by=owner, claimed_until=now + lease)
             .returning(*FEED_COLUMNS)
         )

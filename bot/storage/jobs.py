@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot.storage.base import Repository, insert
+from bot.storage.base import Repository, insert, picked_once
 from bot.storage.rows import JobRow
 from bot.storage.schema import jobs
 
@@ -68,11 +68,9 @@ class JobRepository(Repository):
         for ``owner`` until ``lease`` seconds from now (one worker only)."""
         now = self.now()
         which = select(jobs.c.id).where(self._claimable(now)).order_by(jobs.c.id).limit(1)
-        if self.db.dialect == "postgresql":
-            which = which.with_for_update(skip_locked=True)
         rows = await self.db.write_rows(
             update(jobs)
-            .where(jobs.c.id.in_(which.scalar_subquery()))
+            .where(jobs.c.id.in_(picked_once(self.db, which)))
             .values(
                 state="running",
                 attempts=jobs.c.attempts + 1,

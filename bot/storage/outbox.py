@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.storage.base import Repository, chunks, insert
+from bot.storage.base import Repository, chunks, insert, picked_once
 from bot.storage.chats import chat_prefs
 from bot.storage.database import Database
 from bot.storage.rows import ChatPrefs, Delivery, OutboxRow
@@ -150,17 +150,9 @@ class OutboxRepository(Repository):
         seconds from now, in one statement; each row goes to one worker only
         (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite)."""
         now = self.now()
-        which: Any = self._due(now, limit).scalar_subquery()
-        if self.db.dialect == "postgresql":
-            # Picked once, in a materialised CTE: as a plain subquery PostgreSQL may run it
-            # again for each row (a nested-loop semi join), each run skipping the rows this
-            # statement has just claimed, so one claim of 16 took every pending row
-            locked = self._due(now, limit).with_for_update(skip_locked=True)
-            picked = locked.cte("picked").prefix_with("MATERIALIZED")
-            which = select(picked.c.id)
         statement = (
             update(outbox)
-            .where(outbox.c.id.in_(which), _claimable(now))
+            .where(outbox.c.id.in_(picked_once(self.db, self._due(now, limit))), _claimable(now))
             .values(
                 state="sending",
                 attempts=outbox.c.attempts + 1,
