@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
     evaluate.add_argument(
+        "--every", type=int, default=1, metavar="N", help="only every Nth question (a sample)"
+    )
+    evaluate.add_argument(
         "--refusal",
         action="store_true",
         help="also measure wrong refusals and wrong answers per threshold",
@@ -127,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings,
             as_json=args.json,
             limit=args.limit,
+            every=args.every,
             refusal=args.refusal,
             typos=args.typos,
             typo_seed=args.typo_seed,

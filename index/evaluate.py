@@ -284,13 +284,14 @@ def run_eval(
     as_json: bool,
     limit: int | None,
     refusal: bool,
+    every: int = 1,
     embedder: Embedder | None = None,
     typos: bool = False,
     typo_seed: int = TYPO_SEED,
     cache_dir: Path | None = None,
 ) -> int:
     articles, questions = load_squad(path)
-    questions = questions[:limit] if limit else questions
+    questions = questions[::every][:limit] if limit else questions[::every]
     with _eval_index(path, articles, settings, embedder, cache_dir) as (core, ingest_seconds):
         core.min_relevance = -math.inf  # rank everything; thresholds are judged below
         # Rank everything: the cut of weak trailing hits only shortens what a user is shown.

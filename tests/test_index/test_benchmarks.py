@@ -55,6 +55,23 @@ def test_eval_prints_recall_for_each_retriever_and_the_refusal_table(
     }
 
 
+def test_eval_samples_every_nth_question(
+    tmp_path: Path, settings: IndexSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    squad = _squad(tmp_path / "squad.json")
+    run_eval(
+        str(squad),
+        settings,
+        as_json=True,
+        limit=None,
+        refusal=False,
+        every=2,
+        embedder=HashEmbedder(),
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["questions"] == 3  # of 6 (each paragraph's first question)
+
+
 def test_bench_reports_throughput_overhead_latency_and_memory(
     tmp_path: Path, settings: IndexSettings, capsys: pytest.CaptureFixture[str]
 ) -> None:
