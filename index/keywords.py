@@ -151,7 +151,7 @@ class Fts5Keywords:
             rows = db.exec_driver_sql(sql, (expression, *args, limit)).all()
             return [(int(r[0]), float(r[1])) for r in rows]
 
-        if total < PRUNE_FROM or not 2 <= len(words) <= MAX_PRUNED_WORDS:
+        if total <= 0 or total < PRUNE_FROM or not 2 <= len(words) <= MAX_PRUNED_WORDS:
             return best(match_expression(_all_forms(words)))
         found = dict(best(_two_or_more([_fts5_group(f) for f in keyword_forms(words)])))
         # Passages holding one word: of the words that could still reach the top
@@ -241,7 +241,7 @@ class TsvectorKeywords:
             arguments = (ranking, self.NORMALISATION, *forms, *match_args, *args, limit)
             return [(int(r[0]), float(r[1])) for r in db.exec_driver_sql(sql, arguments).all()]
 
-        if total < PRUNE_FROM or not 2 <= len(words) <= MAX_PRUNED_WORDS:
+        if total <= 0 or total < PRUNE_FROM or not 2 <= len(words) <= MAX_PRUNED_WORDS:
             return best(_any_word(forms), forms)
         groups = keyword_forms(words)
         parts = [

@@ -120,6 +120,7 @@ def test_a_large_index_scores_passages_holding_two_words_and_rare_single_words(
     plain_roads = dict(search(["council", "roads"], total=10))
     monkeypatch.setattr(keywords, "PRUNE_FROM", 0)
     monkeypatch.setattr(keywords, "COMMON_SHARE", 0.5)  # "council", "roads" are common here
+    assert search(["council", "volcano"], total=0) == plain  # 0: the size is not known
     # Passages holding two words score as in the plain query; one common word is not enough
     [(volcano, score)] = search(["council", "volcano"], total=10)
     assert (volcano, pytest.approx(score)) == plain[0]
