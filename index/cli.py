@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
     evaluate.add_argument(
-        "--every", type=int, default=1, metavar="N", help="only every Nth question (a sample)"
+        "--every", type=_positive, default=1, metavar="N", help="only every Nth question"
     )
     evaluate.add_argument(
         "--refusal",
@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
         "largest size",
     )
     return parser
+
+
+def _positive(text: str) -> int:
+    """A whole number of at least 1 (argparse turns the error into one line)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
