@@ -101,7 +101,8 @@ DEFAULT_MIN_RELEVANCE = 0.55
 def terms(question: str) -> list[str]:
     """The question's content words, lower-cased, stop words removed, order kept."""
     seen: dict[str, None] = {}
-    for word in _WORD.findall(question.lower()):
+    # "İ".lower() is "i" plus a combining dot, which would split Azerbaijani "İndi" in two
+    for word in _WORD.findall(question.lower().replace("\u0307", "")):
         if word not in STOP_WORDS and word not in seen:
             seen[word] = None
     return list(seen)

@@ -77,6 +77,7 @@ def test_sentences_split_at_cyrillic_and_azerbaijani_capitals() -> None:
 def test_russian_and_azerbaijani_stop_words_are_left_out() -> None:
     assert terms("Сколько людей пострадало от мин?") == ["людей", "пострадало", "мин"]
     assert terms("Minalardan neçə nəfər zərər çəkib?") == ["minalardan", "nəfər", "zərər", "çəkib"]
+    assert terms("İndiyədək İlham") == ["indiyədək", "ilham"]  # dotted capital İ kept whole
 
 
 def test_question_words_of_each_language_say_what_is_asked() -> None:
