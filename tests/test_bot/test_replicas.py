@@ -375,6 +375,7 @@ async def test_a_replica_and_a_worker_killed_mid_run_lose_nothing(cluster: Clust
         rows = await cluster.store.outbox.rows()
         return [r for r in rows if r.state == "sending" and f":{w2.pid}:" in (r.claimed_by or "")]
 
+    await api.wait_until(lambda: alerts_sent() >= ALERTS // 5, WAIT, what="a fifth sent")
     await eventually(held_by_w2, "worker w2 to take part in the broadcast")
     askers = [new_user() for _ in range(10)]
     questions = [
@@ -392,8 +393,9 @@ async def test_a_replica_and_a_worker_killed_mid_run_lose_nothing(cluster: Clust
     w2.kill()
     await asyncio.gather(b.process.wait(), w2.process.wait())
     held = await held_by_w2()  # before their lease passes
+    sent_at_kill = alerts_sent()
     assert held, "worker w2 held no alerts at the kill"
-    assert alerts_sent() < len(chats), "the broadcast ended before the kill"
+    assert sent_at_kill < len(chats), "the broadcast ended before the kill"
 
     late = [new_user() for _ in range(4)]  # after the kill: the balancer sends them to a
     taken = await asyncio.gather(*questions, *(ask(cluster, user, QUESTION) for user in late))
@@ -404,18 +406,24 @@ async def test_a_replica_and_a_worker_killed_mid_run_lose_nothing(cluster: Clust
     )
     await settled(cluster, quiet=2.0)
 
-    assert taken[len(askers) :] == ["a"] * len(late)
     retried = {update for update, replica in cluster.balancer.failed if replica == "b"}
-    assert retried  # b's questions in flight, posted again to a
-    for user in [*askers, *late]:
-        answers = messages(cluster, user)
-        assert answers and all(m.text.startswith(ANSWER_MARK) for m in answers)
-    repeated_answers = sum(len(messages(cluster, user)) - 1 for user in [*askers, *late])
-    assert repeated_answers <= len(retried)
+    asked = [*askers, *late]
+    repeated_answers = sum(len(messages(cluster, user)) - 1 for user in asked)
     received = collections.Counter(
         m.text.split("\n")[0] for chat in chats for m in api.sent_messages(chat.id)
     )
-    assert set(received) == {"Story number 7"}
     repeats = received["Story number 7"] - len(chats)
+    print(  # shown with -s, or when an assertion fails
+        f"at the kill: w2 held {len(held)} alerts ({sent_at_kill} of {len(chats)} sent), "
+        f"{len(retried)} question(s) in flight at b; repeats: {repeats} alerts, "
+        f"{repeated_answers} answers"
+    )
+    assert taken[len(askers) :] == ["a"] * len(late)
+    assert retried  # b's questions in flight, posted again to a
+    for user in asked:
+        answers = messages(cluster, user)
+        assert answers and all(m.text.startswith(ANSWER_MARK) for m in answers)
+    assert repeated_answers <= len(retried)
+    assert set(received) == {"Story number 7"}
     assert repeats <= min(len(held), ALERT_CONCURRENCY)
     assert set(await cluster.store.outbox.counts()) == {"sent"}  # none pending, none failed

@@ -10,7 +10,7 @@ import sys
 
 import psycopg
 
-PROCESSES = 6
+PROCESSES = 4
 # Each process imports and connects first, says so, then migrates both schemas when told
 MIGRATE = """
 import asyncio, sys
