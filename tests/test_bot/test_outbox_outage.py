@@ -41,7 +41,8 @@ async def test_sender_survives_a_database_outage(
     database = postgres_url.rsplit("/", 1)[1]
     store = BotStore.from_url(database_url(tmp_path, postgres_url))
     chats = await queue_broadcast(store, api, articles=2)
-    one = sender(store, fake_bot(api), rate=100.0, lease=2.0)
+    bot = fake_bot(api)
+    one = sender(store, bot, rate=100.0, lease=2.0)
     one.store_retry = 0.2
     caplog.set_level(logging.WARNING, logger="bot.alerts.sender")
     delivery = asyncio.create_task(one.run(until_empty=True))
@@ -58,6 +59,7 @@ async def test_sender_survives_a_database_outage(
         await asyncio.to_thread(_set_connections, database, True)
         delivery.cancel()
         await store.close()
+        await bot.session.close()
 
     got = received(api, chats)
     expected = {(c.id, f"Story number {n}") for c in chats for n in range(2)}
