@@ -102,4 +102,4 @@ changes = Table(  # the change log every process follows (index/changes.py)
     sqlite_autoincrement=True,
 )
 
-SCHEMA_VERSION = "0002"  # the newest migration (index/migrations); a test keeps them equal
+SCHEMA_VERSION = "0003"  # the newest migration (index/migrations); a test keeps them equal
