@@ -125,7 +125,9 @@ class IndexCore:
             settings.min_relevance if settings.min_relevance is not None else DEFAULT_MIN_RELEVANCE
         )
         self.min_hit_share = settings.min_hit_share
-        self.speller = Speller(store, version=self._vectors_version)
+        self.speller = Speller(
+            store, version=self._vectors_version, size=lambda: self.vectors.count
+        )
         self._write_lock = threading.RLock()
         self._reindex_lock = threading.Lock()
         self.save_interval = SAVE_INTERVAL_SECONDS

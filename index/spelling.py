@@ -35,6 +35,10 @@ MIN_WORD_CHARS = 4  # shorter words are only matched against stop words
 # the index changes, and questions meanwhile are spelled against the one before (at 100k
 # passages reading it takes over a second); a quicker one is reread while the question waits.
 SYNC_REFRESH_SECONDS = 0.25
+# The first reading too, from this many passages (``size``): reading the vocabulary of 100k
+# passages and building SymSpell's dictionary took 0.9 s at the first question with an
+# unknown word (the p99 of a 100-question bench); until it is done, nothing is corrected.
+BACKGROUND_FROM = 20_000
 SHORT_STEM_CHARS = 5  # stems shorter than this get at most one edit
 # A stem is turned back into a word that FTS5 stems to it ("peopl" -> "people"); Porter
 # is not idempotent on its own output ("abus" stems to "abu"), so the stem alone may miss.
@@ -78,13 +82,20 @@ class Speller:
 
     ``version`` tells when the vocabulary may have changed: any value it returns that
     differs from the last one read makes the next lookup of an unknown word reread the
-    vocabulary (in the background once reading it is slow: ``SYNC_REFRESH_SECONDS``). The
-    index passes a counter of its vector index's changes (free to read); without one, the
-    store's passage count and id checksum are read (a query)."""
+    vocabulary (in the background once reading it is slow: ``SYNC_REFRESH_SECONDS``, and
+    the first time too when ``size``, the passages in the index, is at least
+    ``BACKGROUND_FROM``). The index passes a counter of its vector index's changes (free to
+    read); without one, the store's passage count and id checksum are read (a query)."""
 
-    def __init__(self, store: Store, version: Callable[[], Hashable] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        version: Callable[[], Hashable] | None = None,
+        size: Callable[[], int] | None = None,
+    ) -> None:
         self._store = store
         self._version_now = version or self._stored_version
+        self._size = size or (lambda: 0)
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._version: Hashable | None = None
@@ -110,6 +121,8 @@ class Speller:
             unknown = {w: s for w, s in unknown.items() if not self._knows(s)}
             if unknown and self._refresh():
                 unknown = {w: s for w, s in unknown.items() if not self._knows(s)}
+            if self._version is None:  # the first reading is still under way
+                return Spelling()
             fixed = {}
             for word, stem in unknown.items():
                 meant = self._closest(stem) if len(word) >= MIN_WORD_CHARS else _stop_word(word)
@@ -148,7 +161,8 @@ class Speller:
         version = self._version_now()
         if version == self._version:
             return False
-        if self._version is not None and self._took > SYNC_REFRESH_SECONDS:
+        slow = self._took > SYNC_REFRESH_SECONDS if self._version is not None else None
+        if slow or (slow is None and self._size() >= BACKGROUND_FROM):
             if self._rereading is None:
                 self._rereading = threading.Thread(
                     target=self._reread, args=(version,), name="speller-refresh", daemon=True

@@ -81,6 +81,18 @@ def test_a_slow_vocabulary_is_reread_in_the_background(
     assert core.speller.spell(["volcanno"]).fixed == {"volcanno": "volcano"}
 
 
+def test_a_large_index_reads_its_first_vocabulary_in_the_background(
+    core: IndexCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core.add_articles([article("volcano")])
+    monkeypatch.setattr(spelling, "BACKGROUND_FROM", 1)  # this index counts as large
+    assert core.speller.spell(["volcanno", "wer"]).fixed == {}  # nothing read yet
+    rereading = core.speller._rereading
+    assert rereading is not None
+    rereading.join(timeout=30)
+    assert core.speller.spell(["volcanno", "wer"]).fixed == {"volcanno": "volcano", "wer": "were"}
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexCore]:
     url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
