@@ -31,3 +31,20 @@ def fresh_database(prefix: str = "newsbot_test") -> Iterator[str]:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def allow_connections(database: str, allowed: bool) -> None:
+    """Let clients connect to ``database`` or not (an outage as clients see it); not: drop
+    those connected now too."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
+                sql.Identifier(database), sql.SQL("true" if allowed else "false")
+            )
+        )
+        if not allowed:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            )

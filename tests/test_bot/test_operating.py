@@ -15,11 +15,9 @@ from functools import partial
 from pathlib import Path
 
 import aiohttp
-import psycopg
 import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
-from psycopg import sql
 
 from bot.alerts.service import AlertsService
 from bot.app import build_webhook_app, create_bot, create_dispatcher
@@ -32,7 +30,7 @@ from index import ArticleIndex, IndexCore
 from tests import factories
 from tests.fake_telegram import DEFAULT_TOKEN, FakeBotAPI, FakeChat
 from tests.fakes import HashEmbedder
-from tests.postgres import ADMIN_URL
+from tests.postgres import allow_connections
 from tests.test_bot.harness import USER, RunningBot
 
 SECRET = "webhook-secret_123"
@@ -142,22 +140,6 @@ async def test_webhook_app_serves_health_and_readiness(webhook: str) -> None:
             assert await response.json() == {"ready": True}
 
 
-def _set_connections(database: str, allowed: bool) -> None:
-    """Let clients connect to ``database`` or not; not: drop those connected now too."""
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
-                sql.Identifier(database), sql.SQL("true" if allowed else "false")
-            )
-        )
-        if not allowed:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (database,),
-            )
-
-
 async def test_readyz_follows_the_database(postgres_url: str, bot_settings: BotSettings) -> None:
     """/readyz turns 503 with a one-line reason (no password) while PostgreSQL refuses the
     bot's database, and 200 again once it is back; /healthz stays 200 throughout."""
@@ -182,7 +164,7 @@ async def test_readyz_follows_the_database(postgres_url: str, bot_settings: BotS
                     return response.status, await response.text()
 
             assert await probe("/readyz") == (200, '{"ready": true}')
-            await asyncio.to_thread(_set_connections, database, False)
+            await asyncio.to_thread(allow_connections, database, False)
             status, body = await probe("/readyz")
             assert status == 503
             assert "\n" not in body.strip()
@@ -192,7 +174,7 @@ async def test_readyz_follows_the_database(postgres_url: str, bot_settings: BotS
             assert password not in body
             assert (await probe("/healthz"))[0] == 200
 
-            await asyncio.to_thread(_set_connections, database, True)
+            await asyncio.to_thread(allow_connections, database, True)
             deadline = asyncio.get_running_loop().time() + 15
             while (status := (await probe("/readyz"))[0]) != 200:
                 assert asyncio.get_running_loop().time() < deadline, "not ready again"

@@ -8,31 +8,13 @@ import asyncio
 import logging
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from bot.storage import BotStore
 from bot.storage.database import database_url
 from tests.fake_telegram import FakeBotAPI
-from tests.postgres import ADMIN_URL
+from tests.postgres import allow_connections
 from tests.test_bot.test_work_sharing import fake_bot, queue_broadcast, received, sender
-
-
-def _set_connections(database: str, allowed: bool) -> None:
-    """Let clients connect to ``database`` or not; not: drop those connected now too."""
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
-                sql.Identifier(database), sql.SQL("true" if allowed else "false")
-            )
-        )
-        if not allowed:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (database,),
-            )
 
 
 async def test_sender_survives_a_database_outage(
@@ -50,13 +32,13 @@ async def test_sender_survives_a_database_outage(
         await api.wait_until(
             lambda: sum(len(api.sent_messages(c.id)) for c in chats) >= 40, 60, what="sends"
         )
-        await asyncio.to_thread(_set_connections, database, False)
+        await asyncio.to_thread(allow_connections, database, False)
         await asyncio.sleep(1.5)
         assert not delivery.done()  # paused, not stopped
-        await asyncio.to_thread(_set_connections, database, True)
+        await asyncio.to_thread(allow_connections, database, True)
         await asyncio.wait_for(delivery, 60)
     finally:
-        await asyncio.to_thread(_set_connections, database, True)
+        await asyncio.to_thread(allow_connections, database, True)
         delivery.cancel()
         await store.close()
         await bot.session.close()
