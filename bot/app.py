@@ -329,12 +329,18 @@ async def run_polling(settings: BotSettings, embedder: Embedder | None = None) -
                 bot, allowed_updates=dispatcher.resolve_used_update_types()
             )
         finally:
-            if metrics is not None:
-                await bounded(metrics.cleanup(), "stopping the metrics server")
-            await bounded(services.index.close(), "closing the index")
-            log.info("Stopped")
+            await _stop_serving(services, metrics)
     finally:
         await bot.session.close()
+
+
+async def _stop_serving(services: Services, metrics: web.AppRunner | None = None) -> None:
+    """The end every way of running shares: the metrics server (when METRICS_PORT started
+    one), then the index, each for a few seconds at most; then the "Stopped" line."""
+    if metrics is not None:
+        await bounded(metrics.cleanup(), "stopping the metrics server")
+    await bounded(services.index.close(), "closing the index")
+    log.info("Stopped")
 
 
 def build_webhook_app(dispatcher: Dispatcher, bot: Bot, settings: BotSettings) -> web.Application:
@@ -380,8 +386,7 @@ async def webhook_app(
     async def close(app: web.Application) -> None:
         with contextlib.suppress(Exception):
             await bot.session.close()
-        await bounded(services.index.close(), "closing the index")
-        log.info("Stopped")
+        await _stop_serving(services)
 
     app.on_cleanup.append(close)
     return app
@@ -408,10 +413,7 @@ async def run_worker(
             await stop.wait()
         finally:
             await _on_shutdown(services)
-            if metrics is not None:
-                await bounded(metrics.cleanup(), "stopping the metrics server")
-            await bounded(services.index.close(), "closing the index")
-            log.info("Stopped")
+            await _stop_serving(services, metrics)
     finally:
         await bot.session.close()
 
