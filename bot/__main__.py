@@ -66,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser()
     args.add_argument("command", nargs="?", default="run", choices=list(COMMANDS))
     args.add_argument("--ready", action="store_true", help="healthcheck: ask /readyz")
+    args.add_argument(
+        "--language",
+        metavar="CODE",
+        help="chat: speak en, ru or az, kept like a /language choice (default: the locale's, "
+        "LC_ALL or LANG, when the bot speaks it, else English)",
+    )
     options = args.parse_args(argv)
     command = options.command
     try:
@@ -95,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if command == "chat":
-            asyncio.run(run_chat(settings))
+            asyncio.run(run_chat(settings, language=options.language))
         elif command == "worker":
             run(run_worker(settings))
         elif command == "web":

@@ -5,6 +5,11 @@ the user types are fed to ``Dispatcher.feed_update``, and the Bot's session is
 `TerminalSession`, an in-process Bot API that prints what the bot sends the way a person
 reads it: bold shown, links as "text (url)", quotes indented, buttons numbered. Typing
 ``:2`` presses button 2; ``/quit`` (or end of input) leaves.
+
+It speaks the language of ``--language`` (which is /language typed first: the choice is kept),
+else of the locale (LC_ALL, LC_MESSAGES, LANG) when the bot speaks it, else English; the
+person at the terminal is a Telegram user with that ``language_code``, so /language in the
+chat works as on Telegram. The chat's own lines come from the same catalogues.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import shutil
 import sys
 import textwrap
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
 from html.parser import HTMLParser
 from http import HTTPStatus
 from typing import Any, ClassVar, TextIO
@@ -36,8 +41,10 @@ from aiogram.methods import (
 )
 from aiogram.methods.base import TelegramType
 from aiogram.types import InlineKeyboardMarkup, Update
+from aiogram.utils.i18n import I18n
 
 from bot.app import (
+    StartupError,
     build_services,
     create_bot,
     create_dispatcher,
@@ -45,17 +52,28 @@ from bot.app import (
     seed_if_empty,
     start_background,
 )
+from bot.i18n import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    N_,
+    ChatLanguages,
+    create_i18n,
+    language_of,
+    speaking,
+)
+from bot.i18n import gettext as _
 from bot.settings import BotSettings
 from index import Embedder
 
-__all__ = ["LOCAL_USER_ID", "TerminalSession", "render_html", "run_chat"]
+__all__ = ["LOCAL_USER_ID", "TerminalSession", "chat_language", "render_html", "run_chat"]
 
 LOCAL_USER_ID = 1  # the person at the terminal; an admin of the local bot
 LOCAL_TOKEN = "1000:local-chat"  # never sent anywhere
 BOT_USER = {"id": 1000, "is_bot": True, "first_name": "News Bot", "username": "newsbot"}
-BANNER = (
-    "News bot, local chat. Type a question, /help for the commands, :N to press button N, "
-    "/quit to leave."
+LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")  # the first one set names the locale
+BANNER = N_(
+    "News bot, local chat. Type a question, /help for the commands, /language to change the "
+    "language, :N to press button N, /quit to leave."
 )
 
 
@@ -117,12 +135,20 @@ def render_html(text: str, *, color: bool = False, width: int = 100) -> tuple[st
 class TerminalSession(BaseSession):
     """An in-process Bot API for one private chat that prints what the bot sends."""
 
-    def __init__(self, out: TextIO, *, color: bool = False, width: int = 100) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        color: bool = False,
+        width: int = 100,
+        language_code: str = DEFAULT_LANGUAGE,
+    ) -> None:
         super().__init__()
         self.out = out
         self.color = color
         self.width = width
-        self.chat = {"id": LOCAL_USER_ID, "type": "private", "first_name": "You"}
+        self.language_code = language_code  # the person's, as Telegram would send it
+        self.chat = {"id": LOCAL_USER_ID, "type": "private"}
         self.messages: dict[int, dict[str, Any]] = {}
         self.buttons: list[tuple[int, dict[str, Any]]] = []  # (message id, button) by number
         self._ids = itertools.count(1)
@@ -213,15 +239,15 @@ class TerminalSession(BaseSession):
     def press(self, number: int, update_id: int) -> Update | None:
         """The update of pressing button ``number``; None (after saying why) if there is none."""
         if not 1 <= number <= len(self.buttons):
-            self._print(f"  ⓘ There is no button {number}.")
+            self._print("  ⓘ " + _("There is no button {number}.").format(number=number))
             return None
         message_id, button = self.buttons[number - 1]
         if "url" in button:
-            self._print(f"  ⓘ Open {button['url']} in a browser.")
+            self._print("  ⓘ " + _("Open {url} in a browser.").format(url=button["url"]))
             return None
         query = {
             "id": str(update_id),
-            "from": {"id": LOCAL_USER_ID, "is_bot": False, "first_name": "You"},
+            "from": local_user(self.language_code),
             "chat_instance": "local",
             "message": self.messages[message_id],
             "data": button["callback_data"],
@@ -241,24 +267,55 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def message_update(update_id: int, message_id: int, text: str) -> Update:
+def local_user(language_code: str) -> dict[str, Any]:
+    """The person at the terminal as a Telegram user (named in the chat's language: /start
+    greets them by name)."""
+    return {
+        "id": LOCAL_USER_ID,
+        "is_bot": False,
+        "first_name": _("reader"),
+        "language_code": language_code,
+    }
+
+
+def message_update(update_id: int, message_id: int, text: str, language_code: str) -> Update:
     """The update of the local user typing ``text``."""
     message = {
         "message_id": message_id,
         "date": int(time.time()),
-        "chat": {"id": LOCAL_USER_ID, "type": "private", "first_name": "You"},
-        "from": {"id": LOCAL_USER_ID, "is_bot": False, "first_name": "You"},
+        "chat": {"id": LOCAL_USER_ID, "type": "private"},
+        "from": local_user(language_code),
         "text": text,
     }
     return Update.model_validate({"update_id": update_id, "message": message})
 
 
-async def stdin_lines(prompt: str = "you> ") -> AsyncGenerator[str, None]:
+def chat_language(requested: str | None = None, environ: Mapping[str, str] = os.environ) -> str:
+    """The chat's language: ``requested`` (--language), else the locale's (the first of
+    LC_ALL, LC_MESSAGES, LANG that is set, as POSIX reads them; ``ru_RU.UTF-8`` is Russian)
+    when the bot speaks it, else English. An unknown ``requested`` is a StartupError."""
+    if requested is not None:
+        if requested not in LANGUAGES:
+            raise StartupError(f"--language takes one of {', '.join(LANGUAGES)}, not {requested!r}")
+        return requested
+    locale = next((environ[name] for name in LOCALE_VARIABLES if environ.get(name)), None)
+    return language_of(locale, tuple(LANGUAGES))
+
+
+async def spoken_now(languages: ChatLanguages, language_code: str) -> str:
+    """The local chat's language at this moment, chosen as `LanguageMiddleware` chooses it:
+    the /language choice, else the person's ``language_code``."""
+    chosen = await languages.get(LOCAL_USER_ID)
+    return chosen if chosen is not None and chosen in LANGUAGES else language_code
+
+
+async def stdin_lines(prompt: str = N_("you> ")) -> AsyncGenerator[str, None]:
     """Lines typed at the terminal, read in a thread so the bot keeps working meanwhile.
-    Piped input is echoed after the prompt, so a transcript reads like a conversation."""
+    Piped input is echoed after the prompt, so a transcript reads like a conversation.
+    The prompt is translated into the chat's language of the moment."""
     interactive = sys.stdin.isatty()
     while True:
-        print(prompt, end="", flush=True)
+        print(_(prompt), end="", flush=True)
         line = await asyncio.to_thread(sys.stdin.readline)
         if not line:
             print()
@@ -285,43 +342,56 @@ async def run_chat(
     out: TextIO = sys.stdout,
     embedder: Embedder | None = None,
     color: bool | None = None,
+    language: str | None = None,
 ) -> None:
-    """Chat with the bot in the terminal until /quit or the end of input."""
+    """Chat with the bot in the terminal until /quit or the end of input, in ``language``
+    (kept as the chat's /language choice) or else the locale's (see `chat_language`)."""
     if color is None:
         color = out.isatty() and "NO_COLOR" not in os.environ
-    print("Opening the index (loading the model the first time takes a moment)…", file=out)
-    index = await open_index(settings, embedder)
-    try:
-        await seed_if_empty(index, settings.samples_dir, lambda line: print(line, file=out))
-        local = settings.model_copy(  # one process, talking to no one: state in memory
-            update={"admin_ids": settings.admin_ids | {LOCAL_USER_ID}, "redis_url": None}
-        )
-        services = build_services(local, index)
-        width = min(shutil.get_terminal_size((100, 24)).columns, 100)
-        session = TerminalSession(out, color=color, width=width)
-        bot = create_bot(local, session=session, token=LOCAL_TOKEN)
-        dispatcher = create_dispatcher(services, notice_every_drop=True)
-        print(BANNER, file=out, flush=True)
-        print(file=out)
-        assert services.alerts is not None and services.jobs is not None
-        await start_background(bot, services)
+    language_code = chat_language(language)
+    i18n = create_i18n()  # the chat's own lines; the dispatcher translates each update
+    with speaking(i18n, language_code):
+        print(_("Opening the index (loading the model the first time takes a moment)…"), file=out)
+        index = await open_index(settings, embedder)
         try:
-            await _converse(
-                dispatcher, bot, session, _lines(lines if lines is not None else stdin_lines())
+            await seed_if_empty(index, settings.samples_dir, lambda line: print(line, file=out))
+            local = settings.model_copy(  # one process, talking to no one: state in memory
+                update={"admin_ids": settings.admin_ids | {LOCAL_USER_ID}, "redis_url": None}
             )
+            services = build_services(local, index)
+            width = min(shutil.get_terminal_size((100, 24)).columns, 100)
+            session = TerminalSession(out, color=color, width=width, language_code=language_code)
+            bot = create_bot(local, session=session, token=LOCAL_TOKEN)
+            dispatcher = create_dispatcher(services, notice_every_drop=True)
+            if language is not None:  # --language is /language typed first
+                await services.languages.set(LOCAL_USER_ID, language)
+            i18n.current_locale = await spoken_now(services.languages, language_code)
+            print(_(BANNER), file=out, flush=True)
+            print(file=out)
+            assert services.alerts is not None and services.jobs is not None
+            await start_background(bot, services)
+            try:
+                typed = _lines(lines if lines is not None else stdin_lines())
+                await _converse(dispatcher, bot, session, typed, i18n, services.languages)
+            finally:
+                await services.jobs.stop()
+                await services.alerts.stop()
+            for task in list(services.background):
+                task.cancel()
+            await asyncio.gather(*services.background, return_exceptions=True)
         finally:
-            await services.jobs.stop()
-            await services.alerts.stop()
-        for task in list(services.background):
-            task.cancel()
-        await asyncio.gather(*services.background, return_exceptions=True)
-    finally:
-        await index.close()
+            await index.close()
 
 
 async def _converse(
-    dispatcher: Any, bot: Bot, session: TerminalSession, lines: AsyncIterable[str]
+    dispatcher: Any,
+    bot: Bot,
+    session: TerminalSession,
+    lines: AsyncIterable[str],
+    i18n: I18n,
+    languages: ChatLanguages,
 ) -> None:
+    """Feed each line to the bot; the chat's own lines follow /language (``i18n``)."""
     update_ids = itertools.count(1)
     async for raw in lines:
         line = raw.strip()
@@ -333,6 +403,9 @@ async def _converse(
         if re.fullmatch(r":\d+", line):
             update = session.press(int(line[1:]), next(update_ids))
         else:
-            update = message_update(next(update_ids), session.next_message_id(), line)
+            update = message_update(
+                next(update_ids), session.next_message_id(), line, session.language_code
+            )
         if update is not None:
             await dispatcher.feed_update(bot, update)
+            i18n.current_locale = await spoken_now(languages, session.language_code)

@@ -23,9 +23,11 @@ SAMPLE_QUOTE = "Azerbaijani Mine Action Agency (ANAMA)"
 
 @pytest.fixture(autouse=True)
 def elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Started from an empty folder, far from the repository, with no stray settings."""
-    for name in ("SAMPLES_DIR", "DATA_DIR", "RATE_LIMIT", "RATE_WINDOW"):
+    """Started from an empty folder, far from the repository, with no stray settings (and the
+    C locale, so the chat speaks English)."""
+    for name in ("SAMPLES_DIR", "DATA_DIR", "RATE_LIMIT", "RATE_WINDOW", "LC_ALL", "LC_MESSAGES"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
     folder = tmp_path / "somewhere"
     folder.mkdir()
     monkeypatch.chdir(folder)
