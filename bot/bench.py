@@ -36,22 +36,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.bench_users import ROOT, STARTUP_TIMEOUT, UsersProcess, question_plan, reply_figures
+
 if TYPE_CHECKING:  # imported where used: the users' process needs none of them
     from bot.settings import BotSettings
     from index import Embedder
 
-__all__ = ["BenchOptions", "BenchResult", "run_bench", "users_side"]
+__all__ = ["BenchOptions", "BenchResult", "bench_settings", "run_bench", "users_side"]
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "bbc-news-2005"
 TOKEN = "123456:BENCH-TOKEN"
 FIRST_USER = 7_000_000
 BUILT_MARK = "bench-index-complete"  # in a --cache folder: the index there is whole
-STARTUP_TIMEOUT = 120.0  # seconds the users wait for the bot's first getUpdates
-ANSWER_PREFIX = "🔎"  # bot.rendering.answer_text
-NOT_FOUND_PREFIX = "I found nothing"  # bot.rendering.not_found_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,21 +97,9 @@ async def run_bench(
 ) -> BenchResult:
     """Build the index, start the users' side and the bot, ask, and tally the replies.
     ``embedder`` replaces the configured model and ``overrides`` any setting (tests)."""
-    from bot.settings import BotSettings
-    from index.bench import _questions as headline_questions
     from index.bench import load_corpus
 
-    settings = BotSettings(
-        **{
-            "data_dir": Path(),  # replaced by a temporary folder below
-            "bot_token": TOKEN,
-            "webhook_url": None,
-            "samples_dir": None,
-            "feeds": [],
-            "admin_ids": [],
-            **(overrides or {}),
-        }
-    )
+    settings = bench_settings(overrides)
     if options.questions > settings.rate_limit:
         raise ValueError(
             f"--questions {options.questions} is more than RATE_LIMIT ({settings.rate_limit}) "
@@ -136,24 +122,39 @@ async def run_bench(
         for stale in folder.glob("bot.sqlite3*"):  # the bot's own state from an earlier run
             stale.unlink()
         build_seconds = time.perf_counter() - started
-        questions = headline_questions(corpus, options.users * options.questions)
-        plan = [
-            [
-                questions[(u * options.questions + q) % len(questions)]
-                for q in range(options.questions)
-            ]
-            for u in range(options.users)
-        ]
-        users = await _UsersProcess.start(plan, options.timeout)
+        plan = question_plan(corpus, options.users, options.questions)
+        users = await UsersProcess.start(
+            "import bot.bench as b; b.users_side()", {"plan": plan, "patience": options.timeout}
+        )
         try:
             settings = settings.model_copy(update={"bot_api_url": users.base_url})
             profiler = cProfile.Profile(time.thread_time) if options.profile else None
-            tally, bot_cpu, model = await _serve(settings, embedder, users, profiler)
+            tally, bot_cpu, model = await _serve(
+                settings, embedder, users, options.timeout, profiler
+            )
         finally:
             await users.close()
     if profiler and options.profile:
         profiler.dump_stats(options.profile)
     return _result(options, tally, bot_cpu, build_seconds, model)
+
+
+def bench_settings(overrides: Mapping[str, Any] | None = None) -> BotSettings:
+    """The bot's settings in a bench: its token; no webhook, samples, feeds or admins;
+    DATA_DIR to be replaced by the index's folder; ``overrides`` on top."""
+    from bot.settings import BotSettings
+
+    return BotSettings(
+        **{
+            "data_dir": Path(),
+            "bot_token": TOKEN,
+            "webhook_url": None,
+            "samples_dir": None,
+            "feeds": [],
+            "admin_ids": [],
+            **(overrides or {}),
+        }
+    )
 
 
 def _cache_name(settings: BotSettings, options: BenchOptions, embedder: Embedder | None) -> str:
@@ -192,12 +193,14 @@ def _build_index(
 async def _serve(
     settings: BotSettings,
     embedder: Embedder | None,
-    users: _UsersProcess,
+    users: UsersProcess,
+    patience: float,
     profiler: cProfile.Profile | None,
 ) -> tuple[dict[str, Any], tuple[float, float], str]:
-    """Run the bot as ``bot.app.run_polling`` does until the users' side reports; return its
-    tally, the CPU seconds of the bot process and of its event loop meanwhile, and the name
-    of the embedding model. ``profiler`` profiles the event loop's CPU time meanwhile."""
+    """Run the bot as ``bot.app.run_polling`` does until the users' side reports (they wait
+    ``patience`` seconds for their replies); return its tally, the CPU seconds of the bot
+    process and of its event loop meanwhile, and the name of the embedding model.
+    ``profiler`` profiles the event loop's CPU time meanwhile."""
     from bot.app import check_bot, create_bot, create_dispatcher, open_services
 
     bot = create_bot(settings)
@@ -217,11 +220,11 @@ async def _serve(
                 )
             )
             try:
-                await users.started()
+                await users.read(STARTUP_TIMEOUT)  # the bot polls; every first question queued
                 cpu, loop_cpu = _cpu_seconds(), time.thread_time()
                 if profiler:
                     profiler.enable()  # this thread only: the event loop
-                tally = await users.tally()
+                tally = await users.read(patience + 30.0)  # their own deadline bounds it
                 if profiler:
                     profiler.disable()
                 cpu, loop_cpu = _cpu_seconds() - cpu, time.thread_time() - loop_cpu
@@ -233,7 +236,7 @@ async def _serve(
                 # threads: closing it under them would crash. aiogram keeps their tasks here.
                 answering = set(dispatcher._handle_update_tasks)
                 if answering:
-                    await asyncio.wait(answering, timeout=users.patience)
+                    await asyncio.wait(answering, timeout=patience)
                 answering = {task for task in answering if not task.done()}
         finally:
             if not answering:
@@ -257,34 +260,15 @@ def _result(
     build_seconds: float,
     model: str,
 ) -> BenchResult:
-    latencies = sorted(tally["latencies"])
-    asked = options.users * options.questions
-    replied = len(latencies)
-    seconds = tally["seconds"]
-
-    def percentile(share: float) -> float:
-        if not latencies:
-            return float("nan")
-        return 1000 * latencies[min(len(latencies) - 1, int(share * len(latencies)))]
-
+    figures = reply_figures(tally, options.users * options.questions, tail=99)
+    replied = figures["replied"]
     return BenchResult(
         mode="long polling",
         model=model,
         users=options.users,
         questions_per_user=options.questions,
         passages=options.passages,
-        questions=asked,
-        replied=replied,
-        answered=tally["kinds"]["answer"],
-        not_found=tally["kinds"]["not_found"],
-        other=tally["kinds"]["other"],
-        dropped=asked - replied,
-        duplicates=tally["duplicates"],
-        seconds=seconds,
-        questions_per_s=replied / seconds if seconds else 0.0,
-        reply_p50_ms=1000 * statistics.median(latencies) if latencies else float("nan"),
-        reply_p99_ms=percentile(0.99),
-        reply_max_ms=1000 * latencies[-1] if latencies else float("nan"),
+        **figures,
         typing_p50_ms=1000 * statistics.median(tally["to_typing"])
         if tally["to_typing"]
         else float("nan"),
@@ -298,65 +282,6 @@ def _result(
 # ------------------------------------------------------------------- the users' process
 
 
-class _UsersProcess:
-    """The child process running the users and the fake Bot API, spoken to over its pipes:
-    it prints the API's base URL, a line when the bot first polls, then the tally."""
-
-    def __init__(self, process: asyncio.subprocess.Process, patience: float) -> None:
-        self.process = process
-        self.patience = patience  # seconds the users wait for their replies
-        self.base_url = ""
-
-    @classmethod
-    async def start(cls, plan: list[list[str]], patience: float) -> _UsersProcess:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "import bot.bench as b; b.users_side()",
-            cwd=ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert process.stdin is not None
-        process.stdin.write(json.dumps({"plan": plan, "patience": patience}).encode() + b"\n")
-        await process.stdin.drain()
-        users = cls(process, patience)
-        try:
-            users.base_url = (await users._line(STARTUP_TIMEOUT))["base_url"]
-        except BaseException:
-            await users.close()
-            raise
-        return users
-
-    async def _line(self, seconds: float) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), seconds)
-        if not line:
-            raise RuntimeError("the users' process exited early (see its error above)")
-        message: dict[str, Any] = json.loads(line)
-        return message
-
-    async def started(self) -> None:
-        """Return once the bot polls and every user's first question has been queued."""
-        await self._line(STARTUP_TIMEOUT)
-
-    async def tally(self) -> dict[str, Any]:
-        """The replies as the users saw them (their own deadline bounds the wait)."""
-        return await self._line(self.patience + 30.0)
-
-    async def close(self) -> None:
-        """Let the child stop its server, or kill it after a few seconds."""
-        if self.process.returncode is None:
-            assert self.process.stdin is not None
-            with contextlib.suppress(ConnectionError):
-                self.process.stdin.close()
-            try:
-                await asyncio.wait_for(self.process.wait(), 5.0)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-
-
 def users_side() -> None:
     """The child process's entry: read the plan on stdin, serve, report on stdout."""
     spec = json.loads(sys.stdin.readline())
@@ -364,6 +289,7 @@ def users_side() -> None:
 
 
 async def _users_side(plan: list[list[str]], patience: float) -> None:
+    from bot.bench_users import emit, tally_replies
     from tests.fake_telegram import FakeBotAPI, FakeChat, FakeUser
 
     class UsersAPI(FakeBotAPI):
@@ -409,10 +335,6 @@ async def _users_side(plan: list[list[str]], patience: float) -> None:
         def done(self) -> bool:
             return sum(map(len, self.replies.values())) >= sum(map(len, plan))
 
-    def emit(message: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(message) + "\n")
-        sys.stdout.flush()
-
     async with UsersAPI() as api:
         emit({"base_url": api.base_url})
         await api.wait_until(
@@ -426,44 +348,8 @@ async def _users_side(plan: list[list[str]], patience: float) -> None:
         with contextlib.suppress(AssertionError):
             await api.wait_until(api.done, patience, what="every reply")
         cpu = time.process_time() - cpu
-        emit(_tally(api, sent, cpu))
+        emit(tally_replies(api, sent, cpu))
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
-
-
-def _tally(api: Any, sent: float, cpu: float) -> dict[str, Any]:
-    """Latencies of the answered questions, reply kinds, duplicates, and the time span."""
-    latencies: list[float] = []
-    to_typing: list[float] = []
-    kinds = {"answer": 0, "not_found": 0, "other": 0}
-    duplicates = 0
-    last = sent
-    others: list[str] = []
-    for chat_id, update_ids in api.asked.items():
-        replies = api.replies.get(chat_id, [])
-        duplicates += max(len(replies) - len(update_ids), 0)
-        for update_id, (when, text) in zip(update_ids, replies, strict=False):
-            delivered = api.delivered.get(update_id, sent)
-            latencies.append(when - delivered)
-            typing = [t for t in api.typing.get(chat_id, []) if delivered <= t <= when]
-            if typing:  # the handler's first call: what came before the search
-                to_typing.append(typing[0] - delivered)
-            last = max(last, when)
-            if text.startswith(ANSWER_PREFIX):
-                kinds["answer"] += 1
-            elif text.startswith(NOT_FOUND_PREFIX):
-                kinds["not_found"] += 1
-            else:
-                kinds["other"] += 1
-                others.append(text[:80])
-    return {
-        "latencies": latencies,
-        "to_typing": to_typing,
-        "kinds": kinds,
-        "duplicates": duplicates,
-        "seconds": last - sent,
-        "cpu": cpu,
-        "other_samples": others[:3],
-    }
 
 
 # ------------------------------------------------------------------- command line

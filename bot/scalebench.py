@@ -59,13 +59,12 @@ from bot.bench import (
     BUILT_MARK,
     CORPUS,
     FIRST_USER,
-    ROOT,
-    STARTUP_TIMEOUT,
     TOKEN,
     BenchOptions,
     _cache_name,
-    _tally,
+    bench_settings,
 )
+from bot.bench_users import ROOT, UsersProcess, emit, question_plan, reply_figures, tally_replies
 
 __all__ = ["AddResult", "RoundResult", "ScaleOptions", "ScaleResult", "replica", "run_scale"]
 
@@ -170,24 +169,15 @@ async def run_scale(options: ScaleOptions) -> ScaleResult:
     """Build (or reuse) the index, copy it into a fresh database, start the users' side,
     then run every replica count in turn; everything started is stopped and removed."""
     from bot.bench import _build_index
-    from bot.settings import BotSettings
     from index.bench import load_corpus
 
     role = replica_role()
     corpus = await asyncio.to_thread(load_corpus, str(options.corpus))
     if not corpus:
         raise ValueError(f"no articles in {options.corpus}: pass --corpus")
-    plan = _plan(options, corpus)
-    settings = BotSettings(
-        data_dir=Path(),  # replaced below
-        bot_token=TOKEN,
-        webhook_url=None,
-        samples_dir=None,
-        feeds=[],
-        admin_ids=[],
-        database_url=None,  # the index is built in SQLite, then copied
-        redis_url=None,
-    )
+    plan = question_plan(corpus, options.users, options.questions)
+    # The index is built in SQLite, then copied
+    settings = bench_settings({"database_url": None, "redis_url": None})
     bench = BenchOptions(passages=options.passages, articles=options.articles, cache=options.cache)
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bot-scalebench-")))
@@ -205,7 +195,7 @@ async def run_scale(options: ScaleOptions) -> ScaleResult:
         async with _database(options.postgres) as database_url:
             say("copying the index into a fresh PostgreSQL database…")
             copy_seconds, model = await asyncio.to_thread(_copy_index, folder, database_url)
-            users = await _UsersSide.start()
+            users = await UsersProcess.start("import bot.scalebench as s; s.users_side()")
             try:
                 result = ScaleResult(
                     role=role,
@@ -258,17 +248,6 @@ def replica_role() -> str:
 
 
 # ------------------------------------------------------------------- the index and stores
-
-
-def _plan(options: ScaleOptions, corpus: Sequence[Any]) -> list[list[str]]:
-    """Each user's questions: BBC headlines, as ``python -m bot bench`` asks them."""
-    from index.bench import _questions as headline_questions
-
-    questions = headline_questions(list(corpus), options.users * options.questions)
-    return [
-        [questions[(u * options.questions + q) % len(questions)] for q in range(options.questions)]
-        for u in range(options.users)
-    ]
 
 
 def _copy_index(folder: Path, url: str) -> tuple[float, str]:
@@ -474,7 +453,7 @@ async def _stop(replicas: Sequence[_Replica]) -> None:
 async def _round(
     options: ScaleOptions,
     plan: list[list[str]],
-    users: _UsersSide,
+    users: UsersProcess,
     replicas: _Replicas,
     number: int,
 ) -> RoundResult:
@@ -497,7 +476,7 @@ async def _round(
     )
 
 
-async def _phase(users: _UsersSide, replicas: _Replicas, command: dict[str, Any]) -> Phase:
+async def _phase(users: UsersProcess, replicas: _Replicas, command: dict[str, Any]) -> Phase:
     """Ask as ``command`` says; the replies, and what the replicas spent meanwhile."""
     asked = sum(map(len, command["plan"]))
     before = await replicas.snapshot()
@@ -505,30 +484,11 @@ async def _phase(users: _UsersSide, replicas: _Replicas, command: dict[str, Any]
     after = await replicas.snapshot()
     cpu = sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True))
     spent = _spent(after) - _spent(before)
-    latencies = sorted(tally["latencies"])
-    replied = len(latencies)
-    per = 1 / max(replied, 1)
-
-    def percentile(share: float) -> float:
-        if not latencies:
-            return float("nan")
-        return 1000 * latencies[min(len(latencies) - 1, int(share * len(latencies)))]
-
-    seconds = tally["seconds"]
+    figures = reply_figures(tally, asked, tail=95)
+    per = 1 / max(figures["replied"], 1)
     return Phase(
-        questions=asked,
-        replied=replied,
-        answered=tally["kinds"]["answer"],
-        not_found=tally["kinds"]["not_found"],
-        other=tally["kinds"]["other"],
-        dropped=asked - replied,
-        duplicates=tally["duplicates"],
+        **figures,
         refused=tally["refused"],
-        seconds=seconds,
-        questions_per_s=replied / seconds if seconds else 0.0,
-        reply_p50_ms=1000 * statistics.median(latencies) if latencies else float("nan"),
-        reply_p95_ms=percentile(0.95),
-        reply_max_ms=1000 * latencies[-1] if latencies else float("nan"),
         postgres_ms_per_question=1000 * spent.seconds("postgres") * per,
         postgres_calls_per_question=spent.calls("postgres") * per,
         redis_ms_per_question=1000 * spent.seconds("redis") * per,
@@ -575,7 +535,7 @@ def _spent(snapshots: list[dict[str, Any]]) -> _Spent:
     return total
 
 
-async def _adds(options: ScaleOptions, users: _UsersSide, replicas: _Replicas) -> AddResult:
+async def _adds(options: ScaleOptions, users: UsersProcess, replicas: _Replicas) -> AddResult:
     """``options.adds`` uploads, each to replica k and looked for on replica k + 1."""
     answered: list[float] = []
     vectors: list[float] = []
@@ -758,57 +718,6 @@ def _die_with_parent() -> None:
 # ------------------------------------------------------------------- the users' process
 
 
-class _UsersSide:
-    """The child running the fake Bot API and the users, spoken to in JSON lines."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.base_url = ""
-
-    @classmethod
-    async def start(cls) -> _UsersSide:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "import bot.scalebench as s; s.users_side()",
-            cwd=ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        users = cls(process)
-        try:
-            users.base_url = (await users._line(STARTUP_TIMEOUT))["base_url"]
-        except BaseException:
-            await users.close()
-            raise
-        return users
-
-    async def call(self, command: dict[str, Any], seconds: float) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(command).encode() + b"\n")
-        await self.process.stdin.drain()
-        return await self._line(seconds)
-
-    async def _line(self, seconds: float) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), seconds)
-        if not line:
-            raise RuntimeError("the users' process exited early (see its error above)")
-        message: dict[str, Any] = json.loads(line)
-        return message
-
-    async def close(self) -> None:
-        if self.process.returncode is None:
-            assert self.process.stdin is not None
-            with contextlib.suppress(ConnectionError):
-                self.process.stdin.close()
-            try:
-                await asyncio.wait_for(self.process.wait(), 5.0)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-
-
 def users_side() -> None:
     """The child's entry: serve the fake Bot API, run the commands read on stdin."""
     _die_with_parent()
@@ -941,7 +850,7 @@ async def _users_side() -> None:
                 self.ask(number)
             with contextlib.suppress(AssertionError):
                 await self.wait_until(self.done, command["patience"], what="every reply")
-            tally = _tally(self, sent, time.process_time() - cpu)
+            tally = tally_replies(self, sent, time.process_time() - cpu)
             self.plan = []  # late replies start nothing
             return {**tally, "refused": self.refused}
 
@@ -1022,10 +931,6 @@ async def _users_side() -> None:
                 "probes": len(probes),
                 "why": f"{' and '.join(missing)} in {patience:g} s" if missing else "",
             }
-
-    def emit(message: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(message) + "\n")
-        sys.stdout.flush()
 
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session, UsersAPI(session) as api:
