@@ -31,7 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +42,14 @@ if TYPE_CHECKING:  # imported where used: the users' process needs none of them
     from bot.settings import BotSettings
     from index import Embedder
 
-__all__ = ["BenchOptions", "BenchResult", "bench_settings", "run_bench", "users_side"]
+__all__ = [
+    "BenchOptions",
+    "BenchResult",
+    "bench_settings",
+    "prepare_index",
+    "run_bench",
+    "users_side",
+]
 
 log = logging.getLogger(__name__)
 
@@ -108,18 +115,10 @@ async def run_bench(
     corpus = load_corpus(str(options.corpus))
     if not corpus:
         raise ValueError(f"no articles in {options.corpus}: pass --corpus")
-    with contextlib.ExitStack() as stack:
-        if options.cache is None:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bot-bench-")))
-        else:
-            folder = options.cache / _cache_name(settings, options, embedder)
-        settings = settings.model_copy(update={"data_dir": folder})
+    with tempfile.TemporaryDirectory(prefix="bot-bench-") as scratch:
         started = time.perf_counter()
-        if not (folder / BUILT_MARK).exists():
-            embedder = await asyncio.to_thread(
-                _build_index, settings, corpus[: options.articles], options.passages, embedder
-            )
-        for stale in folder.glob("bot.sqlite3*"):  # the bot's own state from an earlier run
+        settings, embedder = await prepare_index(settings, options, corpus, embedder, Path(scratch))
+        for stale in settings.data_dir.glob("bot.sqlite3*"):  # the bot's state from a past run
             stale.unlink()
         build_seconds = time.perf_counter() - started
         plan = question_plan(corpus, options.users, options.questions)
@@ -155,6 +154,31 @@ def bench_settings(overrides: Mapping[str, Any] | None = None) -> BotSettings:
             **(overrides or {}),
         }
     )
+
+
+async def prepare_index(
+    settings: BotSettings,
+    options: BenchOptions,
+    corpus: Sequence[Any],
+    embedder: Embedder | None,
+    scratch: Path,
+    say: Callable[[str], object] = lambda _: None,
+) -> tuple[BotSettings, Embedder | None]:
+    """The bench's index (``options.passages`` passages made of the first
+    ``options.articles`` articles of ``corpus``), built in ``scratch``, or under
+    ``options.cache`` unless a whole one is there; ``say`` tells of a build. The settings
+    with DATA_DIR on it, and the embedder (loaded once by a build)."""
+    if options.cache is None:
+        folder = scratch
+    else:
+        folder = options.cache / _cache_name(settings, options, embedder)
+    settings = settings.model_copy(update={"data_dir": folder})
+    if not (folder / BUILT_MARK).exists():
+        say(f"building the index ({options.passages:,} passages) in {folder}…")
+        embedder = await asyncio.to_thread(
+            _build_index, settings, corpus[: options.articles], options.passages, embedder
+        )
+    return settings, embedder
 
 
 def _cache_name(settings: BotSettings, options: BenchOptions, embedder: Embedder | None) -> str:

@@ -56,13 +56,12 @@ from pathlib import Path
 from typing import Any
 
 from bot.bench import (
-    BUILT_MARK,
     CORPUS,
     FIRST_USER,
     TOKEN,
     BenchOptions,
-    _cache_name,
     bench_settings,
+    prepare_index,
 )
 from bot.bench_users import ROOT, UsersProcess, question_plan, reply_figures
 
@@ -167,7 +166,6 @@ class ScaleResult:
 async def run_scale(options: ScaleOptions) -> ScaleResult:
     """Build (or reuse) the index, copy it into a fresh database, start the users' side,
     then run every replica count in turn; everything started is stopped and removed."""
-    from bot.bench import _build_index
     from index.bench import load_corpus
 
     role = replica_role()
@@ -180,16 +178,8 @@ async def run_scale(options: ScaleOptions) -> ScaleResult:
     bench = BenchOptions(passages=options.passages, articles=options.articles, cache=options.cache)
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bot-scalebench-")))
-        if options.cache is None:
-            folder = work / "index"
-        else:
-            folder = options.cache / _cache_name(settings, bench, None)
-        settings = settings.model_copy(update={"data_dir": folder})
-        if not (folder / BUILT_MARK).exists():
-            say(f"building the index ({options.passages:,} passages) in {folder}…")
-            await asyncio.to_thread(
-                _build_index, settings, corpus[: options.articles], options.passages, None
-            )
+        settings, _ = await prepare_index(settings, bench, corpus, None, work / "index", say)
+        folder = settings.data_dir
         model_cache = settings.model_cache_dir or folder / "models"
         async with _database(options.postgres) as database_url:
             say("copying the index into a fresh PostgreSQL database…")
