@@ -67,6 +67,7 @@ class ArticleIndex:
         embedder = embedder or create_embedder(settings)
         await asyncio.to_thread(embedder.encode, ["warm-up"])
         core = await asyncio.to_thread(IndexCore.open, settings, embedder)
+        core.keep_keywords_in_memory()  # built in the background, for a large index
         return cls(core, follow=True)
 
     async def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:

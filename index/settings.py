@@ -80,6 +80,12 @@ class IndexSettings(BaseSettings):
         description="Seconds between checks of the change log for articles added or removed by "
         "another process (PostgreSQL also wakes every process at once with NOTIFY).",
     )
+    keyword_memory: bool = Field(
+        True,
+        description="From 20k passages the bot and the bench answer the keyword query from an "
+        "in-memory index (tantivy, built in the background at start; about 110 MB per 100k "
+        "passages); false: always the database's own keyword query.",
+    )
     fetch_allow_private: bool = Field(
         False,
         description="Allow fetching from loopback and private-network addresses (intranet, "

@@ -670,6 +670,27 @@ class Store:
         with self.read() as db:
             return self.keywords.vocabulary(db)
 
+    def keyword_texts(
+        self, ids: Sequence[int] | None = None, batch: int = 2000
+    ) -> Iterator[list[tuple[int, str, str]]]:
+        """(passage id, headline, body) as the keyword index was given them (Russian and
+        Azerbaijani words stemmed), in batches by id: every passage's, or those of ``ids``
+        still stored."""
+        if ids is not None:
+            ordered = sorted(int(i) for i in ids)
+            for start in range(0, len(ordered), batch):
+                with self.read() as db:
+                    yield self.keywords.texts(db, 0, batch, ordered[start : start + batch])
+            return
+        last = 0
+        while True:
+            with self.read() as db:
+                rows = self.keywords.texts(db, last, batch)
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+
     def allowed_ids(self, filters: SearchFilters) -> np.ndarray:
         from index.keywords import filter_clause
 
