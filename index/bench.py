@@ -11,6 +11,8 @@ the old path (torch fp32 embedding, exact flat index) measured in the same run.
    searched one at a time, embedding included: alternately by the configured path
    (backend + the index kind for that size) and the old one (torch + flat), so both see
    the same machine load. The approximate index's top 50 is compared with the exact top 50.
+   The new path's keyword query is the in-memory index (``index/memory_keywords.py``) from
+   20k passages, built before the questions; the old path's is the store's (FTS5).
 3. A million passages: filled in one subprocess, then opened and queried in another, so
    the peak RSS reported is that of a process serving a 1M index (model included).
 """
@@ -98,11 +100,21 @@ def run_bench(
         for size in sizes:
             _fill(core.store, size, pool)
             core.vectors = vector_index_from_store(core.store, embedder.dimension, embedder.name)
-            point = _latency(core, baseline, questions)
+            built = _keywords_in_memory(core)
+            point = _latency(core, baseline, questions) | built
             say(
                 f"  {core.vectors.count:>9} {core.vectors.kind:>8} {point['p50']:>6.1f} "
                 f"{point['p99']:>6.1f} {point['cpu_p50']:>6.1f}        {point['old_p50']:>6.1f} "
                 f"{point['old_p99']:>6.1f} {point['old_cpu_p50']:>6.1f}  {point['recall']:.3f}"
+            )
+            say(
+                f"  keyword query: {point['keyword_engine']} (old: {point['old_keyword_engine']})"
+                + (
+                    f", built in {built['keyword_build_s']:.1f} s, "
+                    f"+{built['keyword_memory_mb']:.0f} MB RSS"
+                    if core.keywords_in_memory and core.keywords_in_memory.ready
+                    else ""
+                )
             )
             figures[f"latency_{size}"] = point
         largest = point
@@ -114,6 +126,7 @@ def run_bench(
             "query_p50_cpu_ms": largest["cpu_p50"],
             "baseline_query_p50_cpu_ms": largest["old_cpu_p50"],
             "ivf_recall_at_50": largest["recall"],
+            "keyword_engine": largest["keyword_engine"],
             "passages": largest["passages"],
         }
         core.close()
@@ -162,28 +175,57 @@ def _ingestion(
     }
 
 
-def _latency(core: IndexCore, baseline: Embedder, questions: list[str]) -> dict[str, float]:
-    """New and old path, question by question in turn, and the index's recall@50."""
-    new_index, new_embedder = core.vectors, core.embedder
+def _keywords_in_memory(core: IndexCore) -> dict[str, Any]:
+    """The in-memory keyword index of the new path (index/memory_keywords.py), built anew
+    for the passages there are now, before any question is timed: seconds, RSS added."""
+    if core.keywords_in_memory is not None:
+        core.keywords_in_memory.close()
+        core.keywords_in_memory = None
+    rss = _rss_mb()
+    core.keep_keywords_in_memory()
+    memory = core.keywords_in_memory
+    if memory is None or not memory.wait():
+        return {}
+    return {
+        "keyword_build_s": round(memory.build_seconds, 1),
+        "keyword_memory_mb": round(_rss_mb() - rss),
+    }
+
+
+def _keyword_engine(core: IndexCore) -> str:
+    """Which keyword query a search of ``core`` runs now."""
+    memory = core.keywords_in_memory
+    if memory is not None and memory.ready and core.vectors.count >= memory.threshold:
+        return "tantivy (memory)"
+    return "fts5" if core.store.dialect == "sqlite" else "tsvector"
+
+
+def _latency(core: IndexCore, baseline: Embedder, questions: list[str]) -> dict[str, Any]:
+    """New and old path, question by question in turn, and the index's recall@50. The old
+    path runs the store's keyword query, the new one the in-memory index when it is built."""
+    new_index, new_embedder, memory = core.vectors, core.embedder, core.keywords_in_memory
+    engines = (_keyword_engine(core), "fts5" if core.store.dialect == "sqlite" else "tsvector")
     flat = VectorIndex(new_index.dimension, new_index.model, approximate_from=sys.maxsize)
     for ids, vectors in core.store.iter_vectors():
         flat.add(ids, vectors)
     new, old, new_cpu, old_cpu, recalls = [], [], [], [], []
     for question in questions:
-        core.vectors, core.embedder = new_index, new_embedder
+        core.vectors, core.embedder, core.keywords_in_memory = new_index, new_embedder, memory
         wall, cpu = _timed(core, question)
         new.append(wall)
         new_cpu.append(cpu)
-        core.vectors, core.embedder = flat, baseline
+        core.vectors, core.embedder, core.keywords_in_memory = flat, baseline, None
         wall, cpu = _timed(core, question)
         old.append(wall)
         old_cpu.append(cpu)
         query = new_embedder.encode([question])[0]
         exact = set(flat.search(query, 50)[0].tolist())
         recalls.append(len(exact & set(new_index.search(query, 50)[0].tolist())) / len(exact))
-    core.vectors, core.embedder = new_index, new_embedder
+    core.vectors, core.embedder, core.keywords_in_memory = new_index, new_embedder, memory
     return {
         "passages": new_index.count,
+        "keyword_engine": engines[0],
+        "old_keyword_engine": engines[1],
         **_percentiles(new),
         **{f"old_{key}": value for key, value in _percentiles(old).items()},
         "cpu_p50": round(statistics.median(new_cpu), 2),
@@ -243,6 +285,7 @@ def _point_main(argv: Sequence[str]) -> int:
     questions = json.loads((data_dir / "questions.json").read_text())
     core = IndexCore.open(settings)
     core.embedder.encode(["warm-up"])
+    built = _keywords_in_memory(core)
     timings = [_timed(core, question) for question in questions]
     figures = _percentiles([wall for wall, _ in timings])
     print(
@@ -255,11 +298,19 @@ def _point_main(argv: Sequence[str]) -> int:
                 "index_1m": core.vectors.kind,
                 "index_mb_1m": round(core.vectors.nbytes / 2**20),
                 "passages_1m": core.vectors.count,
+                "keyword_engine_1m": _keyword_engine(core),
+                **{f"{key}_1m": value for key, value in built.items()},
             }
         )
     )
     core.close()
     return 0
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux), in MB."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _peak_rss_mb() -> float:

@@ -78,7 +78,8 @@ class MemoryKeywords:
         """Allow building (a long-running process), and build now if the index is large."""
         with self._lock:
             self._started = True
-            self._build_if_due()
+            if self._size() >= self.threshold:
+                self._build_if_due()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a build under way to end; whether the index is ready."""
