@@ -237,3 +237,35 @@ def test_stemmed_takes_a_short_cut_only_where_nothing_changes(text: str) -> None
     assert stemmed([(1, "Title", text)]) == [
         (1, keyword_text("Title", language), keyword_text(text, language))
     ]
+
+
+def test_searches_in_threads_while_articles_come_and_go(core: IndexCore) -> None:
+    core.add_articles([_article(n, ["apple", "river"]) for n in range(5)])
+    memory = _memory(core)
+    _found(memory, ["apple"])
+    ever: set[int] = set(core.store.passage_ids())
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def ask() -> None:
+        try:
+            while not done.is_set():
+                found = memory.search(["apple", "river"], 20, WEIGHTS)
+                assert found is not None
+                assert {p for p, _ in found} <= ever | set(core.store.passage_ids())
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    askers = [threading.Thread(target=ask) for _ in range(4)]
+    for asker in askers:
+        asker.start()
+    for step in range(20):
+        core.add_articles([_article(step % 7, ["apple"] * (step % 3 + 1))])
+        ever |= set(core.store.passage_ids())
+        if step % 4 == 3:
+            core.remove(f"https://example.com/{step % 7}")
+    done.set()
+    for asker in askers:
+        asker.join()
+    assert not errors
+    assert _found(memory, ["apple", "river"]) == _expected(core, ["apple", "river"])
