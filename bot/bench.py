@@ -232,6 +232,9 @@ async def _serve(
         await check_bot(bot, settings)
         services = await open_services(settings, embedder)
         model = services.index.core.embedder.name
+        memory = services.index.core.keywords_in_memory
+        if memory is not None:  # a large index's keyword query: timed once built, as it runs
+            await asyncio.to_thread(memory.wait)
         answering: set[asyncio.Task[Any]] = set()
         try:
             dispatcher = create_dispatcher(services)
