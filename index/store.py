@@ -614,10 +614,17 @@ class Store:
             else:  # binary results: the vectors' bytes as they are, not as hex text
                 cursor = db.connection.driver_connection.cursor(binary=True)  # type: ignore[union-attr]
                 rows = cursor.execute(sql, args).fetchall()
+        if not rows:
+            return {}
+        # Decoded all at once, not row by row: one JSON document for every row's spans and
+        # one float16 -> float32 conversion for every row's vectors, which each row views.
+        spans = json.loads("[" + ",".join(r[8] for r in rows) + "]")
+        counts = [len(s) for s in spans]
+        packed = np.frombuffer(b"".join(r[9] for r in rows), dtype=np.float16)
+        vectors = packed.astype(np.float32).reshape(sum(counts), -1)
+        ends = np.cumsum(counts).tolist()
         result = {}
-        for r in rows:
-            spans = [tuple(s) for s in json.loads(r[8])]
-            vectors = np.frombuffer(r[9], dtype=np.float16).reshape(len(spans), -1)
+        for r, row_spans, end, count in zip(rows, spans, ends, counts, strict=True):
             result[r[0]] = PassageRow(
                 id=r[0],
                 article_id=r[1],
@@ -627,8 +634,8 @@ class Store:
                 published=_date(r[5]),
                 url=r[6],
                 text=r[7],
-                sentences=spans,  # type: ignore[arg-type]
-                sentence_vectors=vectors.astype(np.float32),
+                sentences=[(a, b) for a, b in row_spans],
+                sentence_vectors=vectors[end - count : end],
             )
         return result
 
