@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 import numpy as np
 
@@ -210,11 +211,38 @@ def restates_headline(headline: str, text: str, min_words: int) -> float:
 
 
 def _restates_headline(headline: str, text: str, min_words: int) -> float:
-    wanted = terms(headline)
+    wanted = _headline_terms(headline)
     if len(wanted) < min_words:
         return 0.0
-    held = frozenset(_WORD.findall(text.lower().replace("\u0307", "")))  # as ``terms``
-    return sum(1 for word in wanted if word in held) / len(wanted)
+    lowered = text.lower().replace("\u0307", "")  # as ``terms``
+    return sum(1 for word in wanted if _holds(lowered, word)) / len(wanted)
+
+
+@lru_cache(maxsize=4096)
+def _headline_terms(headline: str) -> tuple[str, ...]:
+    """``terms`` of a headline: every passage of an article asks for the same."""
+    return tuple(terms(headline))
+
+
+def _holds(text: str, word: str) -> bool:
+    """Whether ``word`` (a run of word characters) is one of the text's words, i.e. in
+    ``_WORD.findall(text)``: an occurrence with no word character either side. Finding a
+    headline's words so took 7.5 to 11 µs a passage of ~500 characters, splitting it into
+    its words 36 µs."""
+    at = text.find(word)
+    while at >= 0:
+        end = at + len(word)
+        if (at == 0 or not _is_word_char(text[at - 1])) and (
+            end == len(text) or not _is_word_char(text[end])
+        ):
+            return True
+        at = text.find(word, at + 1)
+    return False
+
+
+def _is_word_char(char: str) -> bool:
+    """Whether ``_WORD`` (``\\w``, Unicode) counts the character as part of a word."""
+    return char.isalnum() or char == "_"
 
 
 def add_story_context(candidates: Sequence[Candidate], weight: float) -> None:
