@@ -27,6 +27,9 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 120.0  # seconds the users wait for the bot's first getUpdates
+# The longest JSON line read from the child: a tally lists every latency (500 users asking
+# 6 questions: about 120 kB, above asyncio's default of 64 KiB)
+LINE_LIMIT = 64 * 2**20
 ANSWER_PREFIX = "🔎"  # bot.rendering.answer_text
 NOT_FOUND_PREFIX = "I found nothing"  # bot.rendering.not_found_text
 
@@ -61,6 +64,7 @@ class UsersProcess:
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            limit=LINE_LIMIT,
         )
         users = cls(process)
         try:
