@@ -73,19 +73,31 @@ class ArticleIndex:
     async def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(partial(func, *args, **kwargs))
 
+    async def _write(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A write in a worker thread; then the in-memory keyword index, when there is one,
+        caught up with it in another, so that the next question need not."""
+        result = await self._run(func, *args, **kwargs)
+        await self._keywords_caught_up()
+        return result
+
+    async def _keywords_caught_up(self) -> None:
+        memory = self.core.keywords_in_memory
+        if memory is not None:
+            await self._run(memory.refresh)
+
     async def ingest(
         self, sources: Sequence[str], progress: Progress | None = None
     ) -> IngestReport:
         """Ingest files, folders (recursively) and article URLs."""
-        return await self._run(self.core.ingest, sources, progress=progress)
+        return await self._write(self.core.ingest, sources, progress=progress)
 
     async def ingest_document(self, name: str, data: bytes) -> IngestReport:
         """Ingest an uploaded file's bytes; ``name`` gives the format by its extension."""
-        return await self._run(self.core.ingest_document, name, data)
+        return await self._write(self.core.ingest_document, name, data)
 
     async def add_articles(self, articles: Sequence[Article]) -> IngestReport:
         """Add already-parsed articles (from feeds), searchable as soon as this returns."""
-        return await self._run(self.core.add_articles, articles)
+        return await self._write(self.core.add_articles, articles)
 
     async def search(
         self,
@@ -122,11 +134,11 @@ class ArticleIndex:
 
     async def remove(self, article_id_or_url: str) -> ArticleInfo | None:
         """Remove an article and its passages; None when there is no such article."""
-        return await self._run(self.core.remove, article_id_or_url)
+        return await self._write(self.core.remove, article_id_or_url)
 
     async def reindex(self, progress: Progress | None = None) -> ReindexReport:
         """Rebuild the vector index aside and swap it in; searches go on meanwhile."""
-        return await self._run(self.core.reindex, progress=progress)
+        return await self._write(self.core.reindex, progress=progress)
 
     async def stats(self) -> IndexStats:
         return await self._run(self.core.stats)
@@ -137,7 +149,10 @@ class ArticleIndex:
 
     async def sync(self) -> int:
         """Apply the other processes' changes now; returns how many were applied."""
-        return await self._run(self.core.sync)
+        applied = await self._run(self.core.sync)
+        if applied:
+            await self._keywords_caught_up()
+        return applied
 
     async def _follow(self) -> None:
         """Sync every INDEX_SYNC_INTERVAL seconds, or at once when woken."""

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from index import IndexCore, IndexSettings
+from index import ArticleIndex, IndexCore, IndexSettings
+from index.changes import Change
 from index.formats import make_article
 from index.keywords import stemmed
 from index.languages import keyword_text, text_language
@@ -162,6 +163,44 @@ def test_it_follows_another_process(core: IndexCore, settings: IndexSettings) ->
     assert _found(memory, ["apple", "river"]) == _expected(core, ["apple", "river"])
     assert len(_found(memory, ["apple", "river"])) == 1
     assert _found(memory, ["stone"]) == _expected(core, ["stone"])
+
+
+async def test_the_article_index_catches_it_up_after_writes_and_syncs(
+    core: IndexCore, settings: IndexSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After each write through ArticleIndex and each sync bringing another process's
+    writes, the in-memory index is caught up in a worker thread: the next question reads
+    no change log (a catch-up's commit is milliseconds on the question path)."""
+    if settings.database_url is None:
+        other_settings = settings
+    else:
+        other_settings = settings.model_copy(update={"data_dir": settings.data_dir / "other"})
+    core.add_articles([_article(1, ["apple"])])
+    memory = _memory(core)
+    _found(memory, ["apple"])
+    index = ArticleIndex(core)  # not following: syncs when told
+    read: list[int] = []  # where the change log was read from
+    changes_after = core.store.changes_after
+
+    def reading(seq: int, limit: int) -> tuple[list[Change], int]:
+        read.append(seq)
+        return changes_after(seq, limit)
+
+    monkeypatch.setattr(core.store, "changes_after", reading)
+    await index.add_articles([_article(2, ["apple", "river"])])
+    await index.remove("https://example.com/1")
+    read.clear()
+    assert set(core.plan("apple river").keyword) == _expected(core, ["apple", "river"])
+    assert read == []
+    other = IndexCore.open(other_settings, HashEmbedder())
+    try:
+        other.add_articles([_article(3, ["apple"])])
+    finally:
+        other.close()
+    assert await index.sync() == 1
+    read.clear()
+    assert set(core.plan("apple").keyword) == _expected(core, ["apple"])
+    assert read == []
 
 
 def test_a_pruned_change_log_rebuilds_it(core: IndexCore) -> None:
