@@ -19,7 +19,7 @@ from index.changes import Change
 from index.formats import make_article
 from index.keywords import stemmed
 from index.languages import keyword_text, text_language
-from index.memory_keywords import MemoryKeywords
+from index.memory_keywords import RETRY_SECONDS, MemoryKeywords
 from index.models import Article, SearchFilters
 from tests.fakes import HashEmbedder
 
@@ -213,6 +213,29 @@ def test_a_pruned_change_log_rebuilds_it(core: IndexCore) -> None:
     assert memory.search(["apple"], 10, WEIGHTS) is None  # the store answers meanwhile
     assert _found(memory, ["apple"]) == _expected(core, ["apple"])
     assert memory.builds == 2
+
+
+def test_a_failed_build_leaves_the_store_answering_and_is_tried_again_later(
+    core: IndexCore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    core.add_articles([_article(1, ["apple"]), _article(2, ["river"])])
+    keyword_texts = core.store.keyword_texts
+
+    def broken(ids: object = None) -> Iterator[list[tuple[int, str, str]]]:
+        raise OSError("disk gone")
+        yield []  # a generator, as the store's
+
+    monkeypatch.setattr(core.store, "keyword_texts", broken)
+    memory = _memory(core)
+    assert not memory.wait(30)
+    assert "Could not build the keyword index in memory" in caplog.text
+    assert memory.search(["apple"], 10, WEIGHTS) is None  # not tried again at once
+    assert memory._building is None
+    assert set(core.plan("apple").keyword) == _expected(core, ["apple"])  # the store's
+    monkeypatch.setattr(core.store, "keyword_texts", keyword_texts)
+    monkeypatch.setattr(memory, "_failed_at", memory._failed_at - RETRY_SECONDS)
+    assert _found(memory, ["apple"]) == _expected(core, ["apple"])
+    assert memory.builds == 1
 
 
 def test_close_stops_the_build_promptly(core: IndexCore, monkeypatch: pytest.MonkeyPatch) -> None:
