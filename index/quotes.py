@@ -134,19 +134,31 @@ def cue(sentence: str, kind: Asks, question_words: frozenset[str]) -> float:
             _is_name(m.group(), m.start()) and m.group().lower() not in question_words
             for m in _CAPITALISED.finditer(sentence)
         )
-    words = [(m.group(), m.start()) for m in _WORD.finditer(sentence)]
-    new = [(w, at) for w, at in words if w.lower() not in question_words]
+    # Ranking asks this of every sentence of the best candidates: NUMBER and PLACE stop
+    # at the first word that settles it.
     if kind is Asks.NUMBER:
-        return _any(w[0].isdigit() or w.lower() in _NUMBER_WORDS for w, _ in new)
+        return _any(
+            w[0].isdigit() or w.lower() in _NUMBER_WORDS
+            for w in (m.group() for m in _WORD.finditer(sentence))
+            if w.lower() not in question_words
+        )
     if kind is Asks.TIME:
-        return _any(bool(_YEAR.match(w)) or w.lower() in _MONTHS for w, _ in new) or 0.5 * _any(
-            w.lower() in _TIME_WORDS or w[0].isdigit() for w, _ in new
+        words = [m.group() for m in _WORD.finditer(sentence)]
+        new = [w for w in words if w.lower() not in question_words]
+        return _any(bool(_YEAR.match(w)) or w.lower() in _MONTHS for w in new) or 0.5 * _any(
+            w.lower() in _TIME_WORDS or w[0].isdigit() for w in new
         )
     # PLACE: a name after "in", "at", "from"..., or at least a name
-    names = [(w, at) for w, at in new if _is_name(w, at)]
-    lowered = [w.lower() for w, _ in words]
-    before = {at: lowered[i - 1] for i, (_, at) in enumerate(words) if i}
-    return _any(before.get(at) in _PLACE_BEFORE for _, at in names) or 0.5 * _any(names)
+    named, previous = False, None
+    for m in _WORD.finditer(sentence):
+        word = m.group()
+        lowered = word.lower()
+        if lowered not in question_words and _is_name(word, m.start()):
+            if previous in _PLACE_BEFORE:
+                return 1.0
+            named = True
+        previous = lowered
+    return 0.5 if named else 0.0
 
 
 def _is_name(word: str, at: int) -> bool:
