@@ -134,14 +134,15 @@ def cue(sentence: str, kind: Asks, question_words: frozenset[str]) -> float:
             _is_name(m.group(), m.start()) and m.group().lower() not in question_words
             for m in _CAPITALISED.finditer(sentence)
         )
-    # Ranking asks this of every sentence of the best candidates: NUMBER and PLACE stop
-    # at the first word that settles it.
+    # Ranking asks this of every sentence of the best candidates: NUMBER and PLACE look at
+    # each word once and stop at the first that settles it.
     if kind is Asks.NUMBER:
-        return _any(
-            w[0].isdigit() or w.lower() in _NUMBER_WORDS
-            for w in (m.group() for m in _WORD.finditer(sentence))
-            if w.lower() not in question_words
-        )
+        for m in _WORD.finditer(sentence):
+            word = m.group()
+            lowered = word.lower()
+            if lowered not in question_words and (word[0].isdigit() or lowered in _NUMBER_WORDS):
+                return 1.0
+        return 0.0
     if kind is Asks.TIME:
         words = [m.group() for m in _WORD.finditer(sentence)]
         new = [w for w in words if w.lower() not in question_words]
@@ -149,15 +150,14 @@ def cue(sentence: str, kind: Asks, question_words: frozenset[str]) -> float:
             w.lower() in _TIME_WORDS or w[0].isdigit() for w in new
         )
     # PLACE: a name after "in", "at", "from"..., or at least a name
-    named, previous = False, None
+    named, previous = False, ""
     for m in _WORD.finditer(sentence):
-        word = m.group()
-        lowered = word.lower()
-        if lowered not in question_words and _is_name(word, m.start()):
-            if previous in _PLACE_BEFORE:
+        word = m.group()  # a name starts upper-case (``_is_name``): the cheap test first
+        if word[0].isupper() and _is_name(word, m.start()) and word.lower() not in question_words:
+            if previous.lower() in _PLACE_BEFORE:
                 return 1.0
             named = True
-        previous = lowered
+        previous = word
     return 0.5 if named else 0.0
 
 
