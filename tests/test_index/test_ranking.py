@@ -34,6 +34,16 @@ def test_the_share_of_a_long_headline_a_passage_restates() -> None:
     assert restates_headline("Super Bowl 50", "Super Bowl 50 was played in 2016.", 5) == 0.0
 
 
+def test_the_passage_a_headline_was_made_from_gains_nothing() -> None:
+    """An article without a headline is headed by its first sentence (shortened with an
+    ellipsis past 100 characters): the passage holding it is its source, not a lede."""
+    first = "The Azerbaijani Mine Action Agency (ANAMA) is holding a series of meetings in Europe"
+    passage = first + " to draw international attention to the mine problems in the country."
+    assert restates_headline(first, passage, 5) == 0.0
+    assert restates_headline(first[:60].rsplit(" ", 1)[0] + "\u2026", passage, 5) == 0.0
+    assert restates_headline(first, "ANAMA holds meetings in Europe on the mine problems.", 5) > 0.4
+
+
 def test_the_passage_restating_a_long_headline_ranks_first() -> None:
     """Two passages of one article, the later one a little closer to the question: the one
     that restates the headline (the lede, which states the story's facts) comes first."""
