@@ -316,7 +316,7 @@ def users_side() -> None:
 
 
 async def _users_side(plan: list[list[str]], patience: float) -> None:
-    from bot.bench_users import emit, tally_replies
+    from bot.bench_users import emit, note_reply, note_typing, tally_replies
     from tests.fake_telegram import FakeBotAPI, FakeChat, FakeUser
 
     class UsersAPI(FakeBotAPI):
@@ -345,17 +345,13 @@ async def _users_side(plan: list[list[str]], patience: float) -> None:
             return batch
 
         def _send_chat_action(self, params: dict[str, Any]) -> bool:
-            self.typing.setdefault(int(params["chat_id"]), []).append(time.monotonic())
+            note_typing(self, params)
             return super()._send_chat_action(params)
 
         def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
             message = super()._send_message(params)
-            chat_id = int(params["chat_id"])
-            replies = self.replies.setdefault(chat_id, [])
-            replies.append((time.monotonic(), str(params["text"])))
-            number = chat_id - FIRST_USER
-            answered = 0 <= number < len(plan) and len(replies) == len(self.asked[chat_id])
-            if answered and len(replies) < len(plan[number]):
+            number = note_reply(self, params, plan, FIRST_USER)
+            if number is not None and len(self.replies[FIRST_USER + number]) < len(plan[number]):
                 self.ask(number)
             return message
 

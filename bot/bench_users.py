@@ -11,6 +11,7 @@ import contextlib
 import json
 import statistics
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -112,6 +113,24 @@ def emit(message: dict[str, Any]) -> None:
     """In the child: one JSON line to the bench."""
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
+
+
+def note_typing(api: Any, params: Mapping[str, Any]) -> None:
+    """In the child: when the bot sent "typing" to a chat (``api.typing``)."""
+    api.typing.setdefault(int(params["chat_id"]), []).append(time.monotonic())
+
+
+def note_reply(
+    api: Any, params: Mapping[str, Any], plan: Sequence[Sequence[str]], first_user: int
+) -> int | None:
+    """In the child: records a reply (``api.replies``); the number of the user whose
+    question was the last one asked and is now answered (None for another reply)."""
+    chat_id = int(params["chat_id"])
+    replies = api.replies.setdefault(chat_id, [])
+    replies.append((time.monotonic(), str(params["text"])))
+    number = chat_id - first_user
+    answered = 0 <= number < len(plan) and len(replies) == len(api.asked.get(chat_id, []))
+    return number if answered else None
 
 
 def tally_replies(api: Any, sent: float, cpu: float) -> dict[str, Any]:

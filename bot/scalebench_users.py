@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.bench import FIRST_USER, TOKEN
-from bot.bench_users import emit, tally_replies
+from bot.bench_users import emit, note_reply, note_typing, tally_replies
 from bot.scalebench import ADMIN_ID, ADMINS, PROBE_INTERVAL, SECRET, die_with_parent
 
 __all__ = ["AddTry", "index_passages", "users_side"]
@@ -127,16 +127,14 @@ async def _users_side() -> None:
             self.asked.setdefault(user.id, []).append(update_id)
 
         def _send_chat_action(self, params: dict[str, Any]) -> bool:
-            self.typing.setdefault(int(params["chat_id"]), []).append(time.monotonic())
+            note_typing(self, params)
             return super()._send_chat_action(params)
 
         def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
             message = super()._send_message(params)
-            chat_id = int(params["chat_id"])
-            replies = self.replies.setdefault(chat_id, [])
-            replies.append((time.monotonic(), str(params["text"])))
-            number = chat_id - self.first_user
-            if 0 <= number < len(self.plan) and len(replies) == len(self.asked.get(chat_id, [])):
+            number = note_reply(self, params, self.plan, self.first_user)
+            if number is not None:
+                replies = self.replies[self.first_user + number]
                 if len(replies) < len(self.plan[number]):  # the user's next question
                     self.ask(number)
                 elif self.one_at_a_time and number + 1 < len(self.plan):  # the next user's
