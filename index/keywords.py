@@ -28,7 +28,6 @@ them, in passages and questions alike (``index.languages.keyword_text`` and
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
-from index.languages import _AZERBAIJANI_WORDS, keyword_forms, keyword_text, text_language
+from index.languages import keyword_forms, keyword_text, needs_stems, text_language
 from index.models import SearchFilters
 
 __all__ = ["Fts5Keywords", "KeywordIndex", "TsvectorKeywords", "WordCounts", "keyword_index"]
@@ -322,31 +321,12 @@ def stemmed(rows: Sequence[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
     result = []
     for passage_id, title, body in rows:
         text = f"{title}\n{body}"
-        if _unchanged(text):
+        if not needs_stems(text):
             result.append((passage_id, title, body))
             continue
         language = text_language(text)
         result.append((passage_id, keyword_text(title, language), keyword_text(body, language)))
     return result
-
-
-def _unchanged(text: str) -> bool:
-    """Whether `keyword_text` leaves the text as it is, told quickly (telling its language
-    costs about 0.2 ms a passage): text without Cyrillic letters stays unless it is
-    Azerbaijani, which takes an ə or three different frequent Azerbaijani words."""
-    if text.isascii():
-        words = set(text.encode().lower().translate(_NOT_WORD_BYTES).split())
-        return len(words & _AZERBAIJANI_ASCII) < 3
-    if _CYRILLIC.search(text) or "ə" in text or "Ə" in text:
-        return False
-    return len({word.lower() for word in _WORD.findall(text)} & _AZERBAIJANI_WORDS) < 3
-
-
-# Each byte that is not in \w ([A-Za-z0-9_] in ASCII text) made a space
-_NOT_WORD_BYTES = bytes(b if chr(b).isalnum() or b == ord("_") else 32 for b in range(256))
-_AZERBAIJANI_ASCII = frozenset(word.encode() for word in _AZERBAIJANI_WORDS if word.isascii())
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
-_WORD = re.compile(r"\w+")
 
 
 def _all_forms(words: Sequence[str]) -> list[str]:
