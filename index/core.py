@@ -127,9 +127,7 @@ class IndexCore:
             settings.min_relevance if settings.min_relevance is not None else DEFAULT_MIN_RELEVANCE
         )
         self.min_hit_share = settings.min_hit_share
-        self.speller = Speller(
-            store, version=self._vectors_version, size=lambda: self.vectors.count
-        )
+        self.speller = Speller(store, version=self._vectors_version, size=self._passage_count)
         self._write_lock = threading.RLock()
         self._reindex_lock = threading.Lock()
         self.save_interval = SAVE_INTERVAL_SECONDS
@@ -153,9 +151,12 @@ class IndexCore:
         for long-running processes, not one-shot commands."""
         if self.settings.keyword_memory and self.keywords_in_memory is None:
             self.keywords_in_memory = MemoryKeywords(
-                self.store, self._vectors_version, lambda: self.vectors.count, threshold
+                self.store, self._vectors_version, self._passage_count, threshold
             )
             self.keywords_in_memory.start()
+
+    def _passage_count(self) -> int:
+        return self.vectors.count  # read anew: a rebuild swaps self.vectors
 
     def _vectors_version(self) -> tuple[int, int]:
         """Changes whenever the passages do (in this process or, followed, in another)."""
